@@ -1,0 +1,118 @@
+"""Configuration as data: one YAML file (the repo's `switchboard.yaml` by default,
+`SWITCHBOARD_CONFIG=path` to override), validated into typed objects."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from providers.catalog import Catalog, ModelSpec
+
+DEFAULT_CONFIG_PATH = Path(__file__).resolve().parent.parent / "switchboard.yaml"
+
+USE_CASES = ("chat", "code", "reasoning", "analysis", "bulk")
+PRIORITIES = ("speed", "cost", "quality", "balanced")
+Protocol = Literal["openai", "anthropic", "gemini"]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ModelEntry(_Strict):
+    platform: str
+    id: str
+    aliases: list[str] = []
+    input_per_1m: float = Field(ge=0)
+    output_per_1m: float = Field(ge=0)
+    context_window: int = Field(gt=0)
+    rpm: int | None = Field(default=None, gt=0)
+    tpm: int | None = Field(default=None, gt=0)
+    rpd: int | None = Field(default=None, gt=0)
+    max_in_flight: int | None = Field(default=None, gt=0)
+    tokens_per_s: float = Field(default=100.0, gt=0)
+    ttft_ms: float = Field(default=300.0, ge=0)
+    status: Literal["active", "deprecated", "retired"] = "active"
+    successor: str | None = None
+    source: str = ""
+    retrieved: str = ""
+
+    def spec(self) -> ModelSpec:
+        return ModelSpec(**{**self.model_dump(), "aliases": tuple(self.aliases)})
+
+
+class ChainStep(_Strict):
+    platform: str
+    model: str
+
+
+class ProviderEntry(_Strict):
+    protocol: Protocol
+    base_url: str
+    api_key_env: str
+    base_url_env: str
+    timeout_s: float = Field(default=60.0, gt=0)
+    connect_timeout_s: float = Field(default=5.0, gt=0)
+
+
+class ServerSection(_Strict):
+    request_timeout_s: float = Field(default=120.0, gt=0)
+    default_use_case: Literal["chat", "code", "reasoning", "analysis", "bulk"] = "chat"
+    default_priority: Literal["speed", "cost", "quality", "balanced"] = "balanced"
+    default_max_tokens: int = Field(default=1024, gt=0)
+
+
+class Config(_Strict):
+    models: list[ModelEntry]
+    chains: dict[str, list[ChainStep]]
+    routing: dict[str, dict[str, str | list[str]]]
+    providers: dict[str, ProviderEntry]
+    server: ServerSection = ServerSection()
+
+    @field_validator("chains")
+    @classmethod
+    def _chains_not_empty(cls, chains: dict[str, list[ChainStep]]):
+        for name, steps in chains.items():
+            if not steps:
+                raise ValueError(f"chain {name!r} is empty")
+        return chains
+
+    @model_validator(mode="after")
+    def _cross_references(self) -> "Config":
+        catalog = self.catalog()
+        for m in self.models:
+            if m.platform not in self.providers:
+                raise ValueError(f"model {m.id!r}: platform {m.platform!r} has no providers entry")
+        for name, steps in self.chains.items():
+            for step in steps:
+                catalog.resolve(step.model, step.platform)  # raises UnknownModelError
+        for use_case in USE_CASES:
+            if use_case not in self.routing:
+                raise ValueError(f"routing: use case {use_case!r} missing")
+            for priority in PRIORITIES:
+                target = self.routing[use_case].get(priority)
+                if target is None:
+                    raise ValueError(f"routing.{use_case}: priority {priority!r} missing")
+                for chain in [target] if isinstance(target, str) else target:
+                    if chain not in self.chains:
+                        raise ValueError(f"routing.{use_case}.{priority}: no chain {chain!r}")
+        return self
+
+    def catalog(self) -> Catalog:
+        return Catalog(m.spec() for m in self.models)
+
+    @property
+    def platforms(self) -> list[str]:
+        return list(self.providers)
+
+
+def load_config(path: str | os.PathLike[str] | None = None) -> Config:
+    """Load and validate the configuration. `path` wins, then `SWITCHBOARD_CONFIG`, then the
+    shipped default."""
+    chosen = Path(path or os.environ.get("SWITCHBOARD_CONFIG") or DEFAULT_CONFIG_PATH)
+    with chosen.open("r", encoding="utf-8") as fh:
+        data = yaml.safe_load(fh)
+    return Config.model_validate(data)
