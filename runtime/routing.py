@@ -1,0 +1,110 @@
+"""Pure route planning: which chain (or model) serves a request. No Ray, no I/O.
+
+- `(use_case, priority)` → a chain through `config.routing`; a list there means *balanced*: the
+  chain whose first live model has the lowest expected cost × expected latency for this request.
+- The OpenAI-compatible `model` field: a catalog model or alias (a one-step plan), or
+  `switchboard/<use_case>-<priority>` / `switchboard/<chain>` to route by chain.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from providers.catalog import Catalog, ModelSpec, UnknownModelError
+from runtime.config import PRIORITIES, USE_CASES, Config
+
+ROUTE_PREFIX = "switchboard/"
+
+
+@dataclass(frozen=True, slots=True)
+class Step:
+    platform: str
+    model: ModelSpec
+
+
+@dataclass(frozen=True, slots=True)
+class RoutePlan:
+    chain: str  # chain name, or "model:<platform>/<id>" for a direct model request
+    steps: tuple[Step, ...]
+    use_case: str | None = None
+    priority: str | None = None
+
+
+class UnknownRouteError(LookupError):
+    """The requested model/route does not exist (HTTP 404 naming the `model` field)."""
+
+
+def chain_steps(config: Config, catalog: Catalog, chain: str) -> tuple[Step, ...]:
+    return tuple(
+        Step(s.platform, catalog.resolve(s.model, s.platform)) for s in config.chains[chain]
+    )
+
+
+def expected_score(model: ModelSpec, input_tokens: int, output_tokens: int) -> float:
+    """Expected cost (USD) × expected latency (s) of one call: lower is better."""
+    cost = model.cost_usd(input_tokens, output_tokens)
+    latency_s = model.expected_latency_ms(output_tokens) / 1000.0
+    return cost * latency_s
+
+
+def select_chain(
+    config: Config,
+    catalog: Catalog,
+    use_case: str,
+    priority: str,
+    input_tokens: int,
+    output_tokens: int,
+) -> str:
+    target = config.routing[use_case][priority]
+    if isinstance(target, str):
+        return target
+    return min(
+        target,
+        key=lambda name: expected_score(
+            chain_steps(config, catalog, name)[0].model, input_tokens, output_tokens
+        ),
+    )
+
+
+def plan_for_use_case(
+    config: Config,
+    catalog: Catalog,
+    use_case: str,
+    priority: str,
+    input_tokens: int,
+    output_tokens: int,
+) -> RoutePlan:
+    chain = select_chain(config, catalog, use_case, priority, input_tokens, output_tokens)
+    return RoutePlan(chain, chain_steps(config, catalog, chain), use_case, priority)
+
+
+def plan_for_model_field(
+    config: Config,
+    catalog: Catalog,
+    model: str,
+    input_tokens: int,
+    output_tokens: int,
+) -> RoutePlan:
+    """Plan for an OpenAI-style `model` value. Raises UnknownRouteError."""
+    if model.startswith(ROUTE_PREFIX):
+        route = model[len(ROUTE_PREFIX):]
+        if route in config.chains:
+            return RoutePlan(route, chain_steps(config, catalog, route))
+        use_case, _, priority = route.partition("-")
+        if use_case in USE_CASES and priority in PRIORITIES:
+            return plan_for_use_case(config, catalog, use_case, priority, input_tokens, output_tokens)
+        raise UnknownRouteError(
+            f"unknown route {model!r}: use switchboard/<use_case>-<priority> "
+            f"(use cases {', '.join(USE_CASES)}; priorities {', '.join(PRIORITIES)}) "
+            f"or switchboard/<chain> (chains {', '.join(config.chains)})"
+        )
+    try:
+        spec = catalog.resolve(model)
+    except UnknownModelError:
+        raise UnknownRouteError(f"unknown model {model!r}; GET /v1/models lists them") from None
+    return RoutePlan(f"model:{spec.platform}/{spec.id}", (Step(spec.platform, spec),))
+
+
+def virtual_models(config: Config) -> list[str]:
+    """The route names /v1/models lists beside the catalog models."""
+    names = [f"{ROUTE_PREFIX}{u}-{p}" for u in USE_CASES for p in PRIORITIES]
+    return names + [f"{ROUTE_PREFIX}{c}" for c in config.chains]
