@@ -1,0 +1,134 @@
+"""The HTTP API (FastAPI), built per replica from its services. No Ray imports here: the Serve
+deployment (runtime/deployment.py) hands this app its services; tests can too."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Awaitable, Callable
+
+from fastapi import Depends, FastAPI, Request
+from fastapi.responses import JSONResponse
+
+from providers.catalog import Catalog
+from providers.types import ChatRequest, Message, new_request_id
+from runtime.auth import Authenticator, Principal
+from runtime.config import Config
+from runtime.errors import ApiError, install_error_handlers
+from runtime.gateway import CallContext, Gateway
+from runtime.openai_format import completion_object, messages_from_body, switchboard_headers
+from runtime.routing import plan_for_model_field, plan_for_use_case, virtual_models
+from runtime.schemas import (
+    ChatCompletionBody,
+    Health,
+    ModelCard,
+    ModelList,
+    RouteBody,
+    RouteResult,
+    UsageOut,
+)
+
+
+def estimate_tokens(text_chars: int) -> int:
+    """Cheap size estimate for route planning (the provider actor reserves exactly)."""
+    return max(1, text_chars // 4)
+
+
+@dataclass
+class Services:
+    config: Config
+    catalog: Catalog
+    gateway: Gateway
+    auth: Authenticator
+    health: Callable[[], Awaitable[Health]]
+    costs_summary: Callable[[str | None], Awaitable[dict[str, Any]]]
+
+
+def create_api(services: Services) -> FastAPI:
+    app = FastAPI(
+        title="Switchboard",
+        version="0.1.0",
+        description="Multi-LLM orchestration gateway: routing, fallback, limits, FinOps.",
+    )
+    install_error_handlers(app)
+    cfg, catalog, gateway = services.config, services.catalog, services.gateway
+
+    async def principal(request: Request) -> Principal:
+        return await services.auth.authenticate(request)
+
+    @app.get("/healthz", response_model=Health, tags=["ops"])
+    async def healthz() -> JSONResponse:
+        health = await services.health()
+        return JSONResponse(health.model_dump(), status_code=200 if health.status == "ok" else 503)
+
+    @app.post("/api/ai/route", response_model=RouteResult, tags=["routing"])
+    async def route(body: RouteBody, who: Principal = Depends(principal)) -> JSONResponse:
+        use_case = body.use_case or cfg.server.default_use_case
+        priority = body.priority or cfg.server.default_priority
+        max_tokens = body.max_tokens or cfg.server.default_max_tokens
+        messages = ((Message("system", body.system_prompt),) if body.system_prompt else ()) + (
+            Message("user", body.query),
+        )
+        request = ChatRequest(messages=messages, max_tokens=max_tokens, temperature=body.temperature)
+        chars = len(body.query) + len(body.system_prompt or "")
+        plan = plan_for_use_case(cfg, catalog, use_case, priority, estimate_tokens(chars), max_tokens)
+        ctx = CallContext(user_id=who.user_id, key_id=who.key_id, endpoint="/api/ai/route", use_case=use_case)
+        routed = await gateway.complete(plan, request, ctx, gateway.deadline())
+        resp = routed.response
+        result = RouteResult(
+            request_id=request.request_id,
+            text=resp.text,
+            platform=resp.platform,
+            model=resp.model,
+            chain=routed.chain,
+            usage=UsageOut(
+                input_tokens=resp.usage.input_tokens,
+                output_tokens=resp.usage.output_tokens,
+                total_tokens=resp.usage.total_tokens,
+            ),
+            cost_usd=routed.cost_usd,
+            latency_ms=round(routed.latency_ms, 3),
+            attempts=routed.attempts,
+            fallback_used=routed.fallback_used,
+            finish_reason=resp.finish_reason,
+        )
+        return JSONResponse(result.model_dump(), headers=switchboard_headers(routed, request.request_id))
+
+    @app.post("/v1/chat/completions", tags=["openai"])
+    async def chat_completions(body: ChatCompletionBody, who: Principal = Depends(principal)) -> JSONResponse:
+        forbidden = body.forbidden_field()
+        if forbidden:
+            raise ApiError(400, "forbidden_field", f"{forbidden!r} cannot be set by clients", field=forbidden)
+        messages = messages_from_body(body)
+        max_tokens = body.output_limit or cfg.server.default_max_tokens
+        request = ChatRequest(
+            messages=messages,
+            max_tokens=max_tokens,
+            temperature=body.temperature,
+            top_p=body.top_p,
+            stop=body.stops,
+            response_format=body.response_format.type if body.response_format else "text",
+            request_id=new_request_id(),
+        )
+        chars = sum(len(m.content) for m in messages)
+        plan = plan_for_model_field(cfg, catalog, body.model, estimate_tokens(chars), max_tokens)
+        ctx = CallContext(
+            user_id=who.user_id, key_id=who.key_id, endpoint="/v1/chat/completions", use_case=plan.use_case
+        )
+        if body.stream:
+            raise ApiError(400, "unsupported", "streaming is not available yet", field="stream")
+        routed = await gateway.complete(plan, request, ctx, gateway.deadline())
+        return JSONResponse(
+            completion_object(routed, request.request_id, body.model),
+            headers=switchboard_headers(routed, request.request_id),
+        )
+
+    @app.get("/v1/models", response_model=ModelList, tags=["openai"])
+    async def list_models(who: Principal = Depends(principal)) -> ModelList:
+        cards = [ModelCard(id=name, owned_by="switchboard") for name in virtual_models(cfg)]
+        cards += [ModelCard(id=m.id, owned_by=m.platform) for m in catalog.live()]
+        return ModelList(data=cards)
+
+    @app.get("/api/ai/costs/summary", tags=["finops"])
+    async def costs_summary(who: Principal = Depends(principal)) -> dict[str, Any]:
+        return await services.costs_summary(None if who.is_admin else who.user_id)
+
+    return app
