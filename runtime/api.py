@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import Any, Awaitable, Callable
 
 from fastapi import Depends, FastAPI, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, StreamingResponse
 
 from providers.catalog import Catalog
 from providers.types import ChatRequest, Message, new_request_id
@@ -14,7 +14,13 @@ from runtime.auth import Authenticator, Principal
 from runtime.config import Config
 from runtime.errors import ApiError, install_error_handlers
 from runtime.gateway import CallContext, Gateway
-from runtime.openai_format import completion_object, messages_from_body, switchboard_headers
+from runtime.openai_format import (
+    completion_object,
+    messages_from_body,
+    sse_chunks,
+    stream_headers,
+    switchboard_headers,
+)
 from runtime.routing import plan_for_model_field, plan_for_use_case, virtual_models
 from runtime.schemas import (
     ChatCompletionBody,
@@ -93,7 +99,7 @@ def create_api(services: Services) -> FastAPI:
         return JSONResponse(result.model_dump(), headers=switchboard_headers(routed, request.request_id))
 
     @app.post("/v1/chat/completions", tags=["openai"])
-    async def chat_completions(body: ChatCompletionBody, who: Principal = Depends(principal)) -> JSONResponse:
+    async def chat_completions(body: ChatCompletionBody, who: Principal = Depends(principal)):
         forbidden = body.forbidden_field()
         if forbidden:
             raise ApiError(400, "forbidden_field", f"{forbidden!r} cannot be set by clients", field=forbidden)
@@ -113,9 +119,16 @@ def create_api(services: Services) -> FastAPI:
         ctx = CallContext(
             user_id=who.user_id, key_id=who.key_id, endpoint="/v1/chat/completions", use_case=plan.use_case
         )
+        deadline = gateway.deadline()
         if body.stream:
-            raise ApiError(400, "unsupported", "streaming is not available yet", field="stream")
-        routed = await gateway.complete(plan, request, ctx, gateway.deadline())
+            opened, events = await gateway.stream(plan, request, ctx, deadline)
+            include_usage = bool(body.stream_options and body.stream_options.include_usage)
+            return StreamingResponse(
+                sse_chunks(opened, events, request.request_id, include_usage),
+                media_type="text/event-stream",
+                headers=stream_headers(opened, request.request_id),
+            )
+        routed = await gateway.complete(plan, request, ctx, deadline)
         return JSONResponse(
             completion_object(routed, request.request_id, body.model),
             headers=switchboard_headers(routed, request.request_id),

@@ -1,19 +1,23 @@
 """The ingress-side request flow: plan → route with fallback → record in the ledger.
 
 Shared by every endpoint that answers with a model (route, chat completions, pipelines), so
-each call path records the same way.
+each call path records the same way. Streams are recorded when they end: exact usage from the
+final event, or — when the upstream fails mid-stream or the client goes away — the partial usage
+seen so far (prompt estimate + output estimated from the text delivered).
 """
 from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, AsyncIterator, Protocol
 
 from providers.catalog import Catalog
-from providers.types import ChatRequest
+from providers.types import ChatRequest, ProviderError, StreamEvent, Usage
 from runtime.config import Config
-from runtime.router import AllProvidersFailed, ClientRequestError, RoutedResponse, Router
+from runtime.router import AllProvidersFailed, ClientRequestError, RoutedResponse, RoutedStream, Router
 from runtime.routing import RoutePlan
+
+CHARS_PER_TOKEN_ESTIMATE = 4
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,13 +36,28 @@ class LedgerClient(Protocol):
     async def record(self, row: Any) -> None: ...
 
 
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What one call produced, for its ledger row."""
+
+    platform: str
+    model: str
+    usage: Usage
+    cost_usd: float
+    status: str
+    fallback_used: bool
+    attempts: int
+    latency_ms: float
+    error_kind: str | None = None
+
+
 @dataclass
 class Gateway:
     config: Config
     catalog: Catalog
     router: Router
     ledger: LedgerClient
-    row_factory: Any  # runtime.ledger_store.FinalRow
+    row_factory: Any  # runtime.ledger_store.FinalRow (a dict in unit tests)
 
     def deadline(self, deadline_ms: int | None = None) -> float:
         timeout_s = self.config.server.request_timeout_s
@@ -52,13 +71,55 @@ class Gateway:
         try:
             routed = await self.router.execute(plan, request, deadline)
         except (AllProvidersFailed, ClientRequestError) as exc:
-            await self.ledger.record(self._failure_row(plan, request, ctx, exc))
+            await self.ledger.record(self._row(plan, request, ctx, failed_outcome(exc)))
             raise
-        await self.ledger.record(self._success_row(plan, request, ctx, routed))
+        r = routed.response
+        outcome = Outcome(r.platform, r.model, r.usage, routed.cost_usd, "ok", routed.fallback_used,
+                          routed.attempts, routed.latency_ms)
+        await self.ledger.record(self._row(plan, request, ctx, outcome))
         return routed
 
-    def _success_row(self, plan: RoutePlan, request: ChatRequest, ctx: CallContext, r: RoutedResponse):
-        usage = r.response.usage
+    async def stream(
+        self, plan: RoutePlan, request: ChatRequest, ctx: CallContext, deadline: float
+    ) -> tuple[RoutedStream, AsyncIterator[StreamEvent]]:
+        """Open a routed stream (fallback happens here, before any byte reaches the client) and
+        return it with an event iterator that records the ledger row when the stream ends."""
+        started = time.perf_counter()
+        try:
+            routed = await self.router.stream(plan, request, deadline)
+        except (AllProvidersFailed, ClientRequestError) as exc:
+            await self.ledger.record(self._row(plan, request, ctx, failed_outcome(exc)))
+            raise
+        return routed, self._accounted(plan, request, ctx, routed, started)
+
+    async def _accounted(
+        self, plan: RoutePlan, request: ChatRequest, ctx: CallContext, routed: RoutedStream, started: float
+    ) -> AsyncIterator[StreamEvent]:
+        text_chars, usage, error_kind = 0, None, "client_disconnected"
+        try:
+            async for event in routed.events:
+                if event.kind == "delta":
+                    text_chars += len(event.text)
+                else:
+                    usage, error_kind = event.usage, None
+                yield event
+        except ProviderError as err:
+            error_kind = err.kind
+            raise
+        finally:
+            if usage is None:  # partial: charge what was (probably) consumed
+                prompt_chars = sum(len(m.content) for m in request.messages)
+                usage = Usage(prompt_chars // CHARS_PER_TOKEN_ESTIMATE,
+                              -(-text_chars // CHARS_PER_TOKEN_ESTIMATE))
+            outcome = Outcome(
+                routed.platform, routed.model.id, usage,
+                routed.model.cost_usd(usage.input_tokens, usage.output_tokens),
+                "ok" if error_kind is None else "error", routed.fallback_used, routed.attempts,
+                (time.perf_counter() - started) * 1000.0, error_kind,
+            )
+            await self.ledger.record(self._row(plan, request, ctx, outcome))
+
+    def _row(self, plan: RoutePlan, request: ChatRequest, ctx: CallContext, o: Outcome):
         return self.row_factory(
             request_id=request.request_id,
             user_id=ctx.user_id,
@@ -68,40 +129,26 @@ class Gateway:
             endpoint=ctx.endpoint,
             use_case=ctx.use_case or plan.use_case,
             chain=plan.chain,
-            platform=r.response.platform,
-            model=r.response.model,
-            input_tokens=usage.input_tokens,
-            output_tokens=usage.output_tokens,
-            cost_usd=r.cost_usd,
-            status="ok",
-            fallback_used=r.fallback_used,
-            attempts=r.attempts,
-            latency_ms=r.latency_ms,
+            platform=o.platform,
+            model=o.model,
+            input_tokens=o.usage.input_tokens,
+            output_tokens=o.usage.output_tokens,
+            cost_usd=o.cost_usd,
+            status=o.status,
+            fallback_used=o.fallback_used,
+            attempts=o.attempts,
+            latency_ms=o.latency_ms,
+            error_kind=o.error_kind,
             created_at=time.time(),
         )
 
-    def _failure_row(self, plan: RoutePlan, request: ChatRequest, ctx: CallContext, exc: Exception):
-        failures = getattr(exc, "failures", ()) or ()
-        last = failures[-1] if failures else None
-        error = getattr(exc, "error", None)
-        return self.row_factory(
-            request_id=request.request_id,
-            user_id=ctx.user_id,
-            key_id=ctx.key_id,
-            agent_id=ctx.agent_id,
-            conversation_id=ctx.conversation_id,
-            endpoint=ctx.endpoint,
-            use_case=ctx.use_case or plan.use_case,
-            chain=plan.chain,
-            platform=(last.platform if last else getattr(error, "platform", "")) or "",
-            model=(last.model if last else getattr(error, "model", "")) or "",
-            input_tokens=0,
-            output_tokens=0,
-            cost_usd=0.0,
-            status="error",
-            fallback_used=len(failures) > 1,
-            attempts=max(1, len(failures)),
-            latency_ms=0.0,
-            error_kind=(last.kind if last else getattr(error, "kind", "error")),
-            created_at=time.time(),
-        )
+
+def failed_outcome(exc: AllProvidersFailed | ClientRequestError) -> Outcome:
+    if isinstance(exc, ClientRequestError):
+        err = exc.error
+        return Outcome(err.platform, err.model, Usage(), 0.0, "error", False, 1, 0.0, err.kind)
+    last = exc.failures[-1] if exc.failures else None
+    return Outcome(
+        last.platform if last else "", last.model if last else "", Usage(), 0.0, "error",
+        len(exc.failures) > 1, max(1, len(exc.failures)), 0.0, last.kind if last else "error",
+    )

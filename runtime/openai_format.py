@@ -1,11 +1,12 @@
 """Shaping gateway results as OpenAI chat-completion objects (the OpenAI-compatible API)."""
 from __future__ import annotations
 
+import json
 import time
-from typing import Any
+from typing import Any, AsyncIterator
 
-from providers.types import Message
-from runtime.router import RoutedResponse
+from providers.types import Message, ProviderError, StreamEvent
+from runtime.router import RoutedResponse, RoutedStream
 from runtime.schemas import ChatCompletionBody
 
 ROLE_MAP = {"developer": "system"}
@@ -58,3 +59,56 @@ def completion_object(r: RoutedResponse, request_id: str, requested_model: str) 
             "fallback_used": r.fallback_used,
         },
     }
+
+
+def _sse(payload: dict[str, Any] | str) -> bytes:
+    data = payload if isinstance(payload, str) else json.dumps(payload, separators=(",", ":"))
+    return f"data: {data}\n\n".encode()
+
+
+def stream_headers(s: RoutedStream, request_id: str) -> dict[str, str]:
+    return {
+        "x-request-id": request_id,
+        "x-switchboard-platform": s.platform,
+        "x-switchboard-model": s.model.id,
+        "x-switchboard-chain": s.chain,
+        "x-switchboard-fallback": "true" if s.fallback_used else "false",
+        "x-switchboard-attempts": str(s.attempts),
+        "cache-control": "no-cache",
+    }
+
+
+async def sse_chunks(
+    s: RoutedStream, events: AsyncIterator[StreamEvent], request_id: str, include_usage: bool
+) -> AsyncIterator[bytes]:
+    """OpenAI `chat.completion.chunk` SSE, whichever platform serves: a role chunk, content
+    chunks, a finish chunk, a usage chunk when asked, then `[DONE]`. An upstream failure after
+    the first byte ends the stream with an OpenAI-style error event (no `[DONE]`)."""
+    base = {
+        "id": "chatcmpl-" + request_id.removeprefix("req_"),
+        "object": "chat.completion.chunk",
+        "created": int(time.time()),
+        "model": f"{s.platform}/{s.model.id}",
+    }
+
+    def chunk(delta: dict[str, Any], finish: str | None = None) -> bytes:
+        return _sse({**base, "choices": [{"index": 0, "delta": delta, "finish_reason": finish, "logprobs": None}]})
+
+    yield chunk({"role": "assistant", "content": ""})
+    try:
+        async for event in events:
+            if event.kind == "delta":
+                if event.text:
+                    yield chunk({"content": event.text})
+                continue
+            yield chunk({}, event.finish_reason or "stop")
+            if include_usage and event.usage is not None:
+                u = event.usage
+                usage = {"prompt_tokens": u.input_tokens, "completion_tokens": u.output_tokens,
+                         "total_tokens": u.total_tokens}
+                yield _sse({**base, "choices": [], "usage": usage})
+    except ProviderError as err:
+        yield _sse({"error": {"type": err.kind, "message": f"{err.platform}: {err.message}",
+                              "code": err.kind}})
+        return
+    yield _sse("[DONE]")

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Protocol
+from typing import AsyncIterator, Protocol
 
 from providers.types import (
     BadRequestError,
@@ -16,7 +16,10 @@ from providers.types import (
     ChatResponse,
     ContextTooLongError,
     ProviderError,
+    StreamCutError,
+    StreamEvent,
 )
+from providers.catalog import ModelSpec
 from runtime.routing import RoutePlan
 
 
@@ -24,6 +27,10 @@ class ProviderPool(Protocol):
     async def complete(
         self, platform: str, request: ChatRequest, deadline: float
     ) -> ChatResponse | ProviderError: ...
+
+    def stream(
+        self, platform: str, request: ChatRequest, deadline: float
+    ) -> AsyncIterator[StreamEvent | ProviderError]: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,6 +54,20 @@ class RoutedResponse:
     failures: tuple[Failure, ...] = ()
 
 
+@dataclass
+class RoutedStream:
+    """A stream that has produced its first event (so fallback is over). Iterating `events`
+    yields that event and the rest; a failure after it raises the ProviderError."""
+
+    platform: str
+    model: ModelSpec
+    chain: str
+    attempts: int
+    fallback_used: bool
+    failures: tuple[Failure, ...]
+    events: AsyncIterator[StreamEvent]
+
+
 class AllProvidersFailed(Exception):
     """Every step of the plan failed; `failures` says how, in order."""
 
@@ -67,6 +88,18 @@ class ClientRequestError(Exception):
 
 def _stops_the_chain(error: ProviderError) -> bool:
     return isinstance(error, BadRequestError) and not isinstance(error, ContextTooLongError)
+
+
+def _failure(platform: str, model: str, error: ProviderError) -> Failure:
+    return Failure(platform, model, error.kind, error.message, error.status, error.retry_after_s)
+
+
+async def _continue(first: StreamEvent, rest: AsyncIterator[StreamEvent | ProviderError]):
+    yield first
+    async for item in rest:
+        if isinstance(item, ProviderError):
+            raise item
+        yield item
 
 
 @dataclass
@@ -93,14 +126,30 @@ class Router:
                 )
             if _stops_the_chain(result):
                 raise ClientRequestError(result)
-            failures.append(
-                Failure(
-                    step.platform,
-                    step.model.id,
-                    result.kind,
-                    result.message,
-                    result.status,
-                    result.retry_after_s,
+            failures.append(_failure(step.platform, step.model.id, result))
+        raise AllProvidersFailed(plan.chain, failures)
+
+    async def stream(self, plan: RoutePlan, request: ChatRequest, deadline: float) -> RoutedStream:
+        """Open a stream on the first step that produces a first event; fall back until then."""
+        failures: list[Failure] = []
+        for step in plan.steps:
+            events = self.pool.stream(step.platform, request.for_model(step.model.id), deadline)
+            iterator = events.__aiter__()
+            try:
+                first = await iterator.__anext__()
+            except StopAsyncIteration:
+                first = StreamCutError("empty stream", platform=step.platform, model=step.model.id)
+            if isinstance(first, StreamEvent):
+                return RoutedStream(
+                    platform=step.platform,
+                    model=step.model,
+                    chain=plan.chain,
+                    attempts=len(failures) + 1,
+                    fallback_used=bool(failures),
+                    failures=tuple(failures),
+                    events=_continue(first, iterator),
                 )
-            )
+            if _stops_the_chain(first):
+                raise ClientRequestError(first)
+            failures.append(_failure(step.platform, step.model.id, first))
         raise AllProvidersFailed(plan.chain, failures)

@@ -11,6 +11,8 @@ from providers.types import (
     Message,
     RateLimitedError,
     ServerError,
+    StreamCutError,
+    StreamEvent,
     UpstreamConnectionError,
     Usage,
 )
@@ -34,6 +36,19 @@ class FakePool:
         if isinstance(outcome, Exception):
             return outcome
         return ChatResponse("answer", Usage(1000, 2000), "stop", platform, request.model)
+
+    async def stream(self, platform, request, deadline):
+        self.calls.append((platform, request.model))
+        outcome = self.outcomes[platform]
+        if isinstance(outcome, Exception):
+            yield outcome
+            return
+        for word in ("Hello", " streamed", " world"):
+            yield StreamEvent("delta", word)
+        if outcome == "cut":
+            yield StreamCutError("cut", platform=platform, model=request.model)
+            return
+        yield StreamEvent("done", usage=Usage(12, 3), finish_reason="stop")
 
 
 def run(coro):
