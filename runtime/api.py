@@ -21,7 +21,7 @@ from runtime.openai_format import (
     stream_headers,
     switchboard_headers,
 )
-from runtime.routing import plan_for_model_field, plan_for_use_case, virtual_models
+from runtime.routing import constrain, plan_for_model_field, plan_for_use_case, virtual_models
 from runtime.schemas import (
     ChatCompletionBody,
     Health,
@@ -75,9 +75,11 @@ def create_api(services: Services) -> FastAPI:
         )
         request = ChatRequest(messages=messages, max_tokens=max_tokens, temperature=body.temperature)
         chars = len(body.query) + len(body.system_prompt or "")
-        plan = plan_for_use_case(cfg, catalog, use_case, priority, estimate_tokens(chars), max_tokens)
+        n_in = estimate_tokens(chars)
+        plan = plan_for_use_case(cfg, catalog, use_case, priority, n_in, max_tokens)
+        plan = constrain(plan, cfg, catalog, n_in, max_tokens, body.max_cost_usd)
         ctx = CallContext(user_id=who.user_id, key_id=who.key_id, endpoint="/api/ai/route", use_case=use_case)
-        routed = await gateway.complete(plan, request, ctx, gateway.deadline())
+        routed = await gateway.complete(plan, request, ctx, gateway.deadline(body.deadline_ms))
         resp = routed.response
         result = RouteResult(
             request_id=request.request_id,
@@ -115,11 +117,13 @@ def create_api(services: Services) -> FastAPI:
             request_id=new_request_id(),
         )
         chars = sum(len(m.content) for m in messages)
-        plan = plan_for_model_field(cfg, catalog, body.model, estimate_tokens(chars), max_tokens)
+        n_in = estimate_tokens(chars)
+        plan = plan_for_model_field(cfg, catalog, body.model, n_in, max_tokens)
+        plan = constrain(plan, cfg, catalog, n_in, max_tokens, body.max_cost_usd)
         ctx = CallContext(
             user_id=who.user_id, key_id=who.key_id, endpoint="/v1/chat/completions", use_case=plan.use_case
         )
-        deadline = gateway.deadline()
+        deadline = gateway.deadline(body.deadline_ms)
         if body.stream:
             opened, events = await gateway.stream(plan, request, ctx, deadline)
             include_usage = bool(body.stream_options and body.stream_options.include_usage)

@@ -11,7 +11,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from runtime.router import AllProvidersFailed, ClientRequestError
-from runtime.routing import UnknownRouteError
+from runtime.routing import BudgetTooLowError, ContextTooLongForAllError, UnknownRouteError
 
 
 class ApiError(Exception):
@@ -101,6 +101,14 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(UnknownRouteError)
     async def _unknown_route(_: Request, exc: UnknownRouteError) -> JSONResponse:
         return ApiError(404, "model_not_found", str(exc), field="model").response()
+
+    @app.exception_handler(BudgetTooLowError)
+    async def _budget(_: Request, exc: BudgetTooLowError) -> JSONResponse:
+        return ApiError(402, "budget_too_low", str(exc), field="max_cost_usd").response()
+
+    @app.exception_handler(ContextTooLongForAllError)
+    async def _context(_: Request, exc: ContextTooLongForAllError) -> JSONResponse:
+        return ApiError(400, "context_too_long", str(exc), field="messages").response()
 
     @app.exception_handler(Exception)
     async def _unexpected(_: Request, exc: Exception) -> JSONResponse:

@@ -108,3 +108,70 @@ def virtual_models(config: Config) -> list[str]:
     """The route names /v1/models lists beside the catalog models."""
     names = [f"{ROUTE_PREFIX}{u}-{p}" for u in USE_CASES for p in PRIORITIES]
     return names + [f"{ROUTE_PREFIX}{c}" for c in config.chains]
+
+
+class BudgetTooLowError(ValueError):
+    """No candidate fits the request's max_cost_usd (HTTP 402, before any call)."""
+
+    def __init__(self, max_cost_usd: float, cheapest_usd: float | None) -> None:
+        hint = f"; the cheapest candidate needs about ${cheapest_usd:.6f}" if cheapest_usd is not None else ""
+        super().__init__(f"max_cost_usd ${max_cost_usd:.6f} is below every candidate's estimated cost{hint}")
+        self.max_cost_usd = max_cost_usd
+        self.cheapest_usd = cheapest_usd
+
+
+class ContextTooLongForAllError(ValueError):
+    """The prompt plus max_tokens fits no candidate's context window (HTTP 400)."""
+
+
+def estimated_cost(model: ModelSpec, input_tokens: int, output_tokens: int) -> float:
+    """The budget router's estimate: prompt estimate + the output allowance at list prices."""
+    return model.cost_usd(input_tokens, output_tokens)
+
+
+def _all_steps(config: Config, catalog: Catalog) -> list[Step]:
+    seen: dict[tuple[str, str], Step] = {}
+    for name in config.chains:
+        for step in chain_steps(config, catalog, name):
+            seen.setdefault((step.platform, step.model.id), step)
+    return list(seen.values())
+
+
+def constrain(
+    plan: RoutePlan,
+    config: Config,
+    catalog: Catalog,
+    input_tokens: int,
+    output_tokens: int,
+    max_cost_usd: float | None = None,
+) -> RoutePlan:
+    """Drop steps whose context window cannot hold the request, then (with a budget) steps whose
+    estimated cost exceeds it. If the plan's own chain has nothing within budget, the cheapest
+    fitting models of any chain are used, cheapest first. Raises BudgetTooLowError /
+    ContextTooLongForAllError when nothing is left."""
+    needed = input_tokens + output_tokens
+    steps = [s for s in plan.steps if s.model.context_window >= needed]
+    if not steps:
+        longest = max(s.model.context_window for s in plan.steps)
+        raise ContextTooLongForAllError(
+            f"the prompt (~{input_tokens} tokens) plus max_tokens ({output_tokens}) exceeds every "
+            f"candidate's context window (largest: {longest} tokens)"
+        )
+    if max_cost_usd is None:
+        return plan if len(steps) == len(plan.steps) else _replace_steps(plan, steps, plan.chain)
+    fits = [s for s in steps if estimated_cost(s.model, input_tokens, output_tokens) <= max_cost_usd]
+    if fits:
+        return _replace_steps(plan, fits, plan.chain)
+    anywhere = sorted(
+        (s for s in _all_steps(config, catalog) if s.model.context_window >= needed),
+        key=lambda s: estimated_cost(s.model, input_tokens, output_tokens),
+    )
+    fits = [s for s in anywhere if estimated_cost(s.model, input_tokens, output_tokens) <= max_cost_usd]
+    if not fits:
+        cheapest = estimated_cost(anywhere[0].model, input_tokens, output_tokens) if anywhere else None
+        raise BudgetTooLowError(max_cost_usd, cheapest)
+    return _replace_steps(plan, fits, f"budget:{plan.chain}")
+
+
+def _replace_steps(plan: RoutePlan, steps: list[Step], chain: str) -> RoutePlan:
+    return RoutePlan(chain, tuple(steps), plan.use_case, plan.priority)

@@ -11,6 +11,7 @@ Priority = Literal["speed", "cost", "quality", "balanced"]
 MAX_QUERY_CHARS = 400_000
 MAX_MESSAGES = 256
 MAX_TOKENS_CAP = 32_768
+MAX_DEADLINE_MS = 600_000
 
 #: fields that would let a client redirect upstream traffic or smuggle credentials/headers
 FORBIDDEN_FIELDS = (
@@ -37,6 +38,8 @@ class RouteBody(_Body):
     system_prompt: str | None = Field(default=None, max_length=MAX_QUERY_CHARS)
     temperature: float | None = Field(default=None, ge=0, le=2)
     max_tokens: int | None = Field(default=None, ge=1, le=MAX_TOKENS_CAP)
+    max_cost_usd: float | None = Field(default=None, ge=0, description="only models whose estimated cost fits")
+    deadline_ms: int | None = Field(default=None, ge=1, le=MAX_DEADLINE_MS)
 
 
 class UsageOut(BaseModel):
@@ -106,6 +109,9 @@ class ChatCompletionBody(BaseModel):
     stream_options: StreamOptionsIn | None = None
     n: int | None = Field(default=None, ge=1, le=1)
     user: str | None = Field(default=None, max_length=256)
+    # Switchboard extensions (OpenAI SDKs send them with extra_body=...)
+    max_cost_usd: float | None = Field(default=None, ge=0)
+    deadline_ms: int | None = Field(default=None, ge=1, le=MAX_DEADLINE_MS)
 
     def forbidden_field(self) -> str | None:
         return next((n for n in FORBIDDEN_FIELDS if n in (self.model_extra or {})), None)

@@ -94,3 +94,23 @@ def test_openai_body_validation_names_field(api, body, field):
 
 def test_health_is_public(api):
     assert api.get("/healthz", headers={"authorization": ""}).status_code == 200
+
+
+def test_zero_budget_is_402_before_any_call(api):
+    r = api.post("/api/ai/route", json={"query": "x" * 4000, "max_cost_usd": 0})
+    assert r.status_code == 402 and r.json()["error"]["field"] == "max_cost_usd"
+    assert api.pool.calls == [] and api.ledger.rows == []
+
+
+def test_tiny_budget_reaches_only_the_cheapest_model(api):
+    r = api.post("/api/ai/route", json={"query": "x" * 4000, "use_case": "code", "priority": "quality",
+                                         "max_tokens": 100, "max_cost_usd": 0.0001})
+    assert r.status_code == 200
+    assert (r.json()["platform"], r.json()["model"]) == ("groq", "llama-3.1-8b-instant")
+    assert api.pool.calls == [("groq", "llama-3.1-8b-instant")]
+
+
+def test_prompt_larger_than_every_window_is_400(api):
+    r = api.post("/v1/chat/completions", json={"model": "switchboard/chat_speed", "max_tokens": 10,
+                                                "messages": [{"role": "user", "content": "y" * 390_000}] * 30})
+    assert r.status_code == 400 and r.json()["error"]["type"] == "context_too_long"
