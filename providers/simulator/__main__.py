@@ -1,0 +1,5 @@
+import sys
+
+from providers.simulator.cli import main
+
+sys.exit(main())

@@ -1,0 +1,100 @@
+"""The Starlette app: each vendor's real paths, relative to its real base URL."""
+from __future__ import annotations
+
+from typing import Awaitable, Callable
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from providers.simulator.admin import admin_routes
+from providers.simulator.anthropic_proto import AnthropicDialect
+from providers.simulator.core import Dialect, SimError, json_response
+from providers.simulator.engine import Simulator, SimulatorConfig
+from providers.simulator.gemini_proto import STREAM_ACTION, GeminiDialect, model_resource, split_model_path
+from providers.simulator.openai_flavors import GroqDialect, OpenRouterDialect
+from providers.simulator.openai_proto import OpenAIDialect
+
+Endpoint = Callable[[Request], Awaitable[Response]]
+
+OPENAI, GROQ, OPENROUTER = OpenAIDialect(), GroqDialect(), OpenRouterDialect()
+ANTHROPIC, GEMINI = AnthropicDialect(), GeminiDialect()
+
+
+def is_anthropic(request: Request) -> bool:
+    """`/v1/models` is shared by OpenAI and Anthropic: Anthropic's clients send
+    `anthropic-version` (and `x-api-key` rather than a Bearer token)."""
+    h = request.headers
+    return "anthropic-version" in h or ("x-api-key" in h and "authorization" not in h)
+
+
+def _chat(sim: Simulator, dialect: Dialect) -> Endpoint:
+    async def endpoint(request: Request) -> Response:
+        return await sim.handle_chat(dialect, request)
+
+    return endpoint
+
+
+async def _list_models(sim: Simulator, dialect: Dialect, request: Request) -> Response:
+    denied = sim.auth_error(dialect, request)
+    return dialect.error(denied) if denied else dialect.models(sim.catalog, request)
+
+
+def _models(sim: Simulator, dialect: Dialect) -> Endpoint:
+    async def endpoint(request: Request) -> Response:
+        return await _list_models(sim, dialect, request)
+
+    return endpoint
+
+
+def _v1_models(sim: Simulator) -> Endpoint:
+    async def endpoint(request: Request) -> Response:
+        return await _list_models(sim, ANTHROPIC if is_anthropic(request) else OPENAI, request)
+
+    return endpoint
+
+
+def _gemini_post(sim: Simulator) -> Endpoint:
+    async def endpoint(request: Request) -> Response:
+        model, action = split_model_path(request.path_params["rest"])
+        if action not in ("generateContent", STREAM_ACTION):
+            return GEMINI.error(SimError("bad_request", 404, f"Method {action!r} is not found."))
+        return await sim.handle_chat(GEMINI, request, model)
+
+    return endpoint
+
+
+def _gemini_get(sim: Simulator) -> Endpoint:
+    async def endpoint(request: Request) -> Response:
+        denied = sim.auth_error(GEMINI, request)
+        if denied is not None:
+            return GEMINI.error(denied)
+        try:
+            spec = sim.lookup("gemini", request.path_params["rest"].removeprefix("models/"))
+        except SimError as err:
+            return GEMINI.error(err)
+        return json_response(200, model_resource(spec))
+
+    return endpoint
+
+
+def create_app(config: SimulatorConfig | None = None) -> Starlette:
+    """The simulator as an ASGI app. `app.state.simulator` is its `Simulator` (for tests)."""
+    sim = Simulator(config or SimulatorConfig())
+    routes = [
+        Route("/v1/chat/completions", _chat(sim, OPENAI), methods=["POST"]),
+        Route("/v1/messages", _chat(sim, ANTHROPIC), methods=["POST"]),
+        Route("/v1/models", _v1_models(sim), methods=["GET"]),
+        Route("/openai/v1/chat/completions", _chat(sim, GROQ), methods=["POST"]),
+        Route("/openai/v1/models", _models(sim, GROQ), methods=["GET"]),
+        Route("/api/v1/chat/completions", _chat(sim, OPENROUTER), methods=["POST"]),
+        Route("/api/v1/models", _models(sim, OPENROUTER), methods=["GET"]),
+        Route("/v1beta/models", _models(sim, GEMINI), methods=["GET"]),
+        Route("/v1beta/models/{rest:path}", _gemini_post(sim), methods=["POST"]),
+        Route("/v1beta/models/{rest:path}", _gemini_get(sim), methods=["GET"]),
+        *admin_routes(sim),
+    ]
+    app = Starlette(routes=routes)
+    app.state.simulator = sim
+    return app
