@@ -13,6 +13,7 @@ from providers.types import ChatRequest, Message, new_request_id
 from runtime.auth import Authenticator, Principal
 from runtime.config import Config
 from runtime.errors import ApiError, install_error_handlers
+from runtime.ensemble import run_ensemble
 from runtime.gateway import CallContext, Gateway
 from runtime.openai_format import (
     completion_object,
@@ -24,6 +25,10 @@ from runtime.openai_format import (
 from runtime.routing import constrain, plan_for_model_field, plan_for_use_case, virtual_models
 from runtime.schemas import (
     ChatCompletionBody,
+    EnsembleBody,
+    EnsembleMemberOut,
+    EnsembleOut,
+    EnsembleSynthesisOut,
     Health,
     ModelCard,
     ModelList,
@@ -136,6 +141,29 @@ def create_api(services: Services) -> FastAPI:
         return JSONResponse(
             completion_object(routed, request.request_id, body.model),
             headers=switchboard_headers(routed, request.request_id),
+        )
+
+    @app.post("/api/ai/ensemble", response_model=EnsembleOut, tags=["routing"])
+    async def ensemble(body: EnsembleBody, who: Principal = Depends(principal)) -> EnsembleOut:
+        members = body.models or cfg.ensemble.default_members
+        if len(members) > cfg.ensemble.max_members:
+            raise ApiError(422, "invalid_request", f"at most {cfg.ensemble.max_members} members", field="models")
+        ctx = CallContext(user_id=who.user_id, key_id=who.key_id, endpoint="/api/ai/ensemble")
+        result = await run_ensemble(
+            gateway, body.query, members, body.system_prompt, ctx,
+            gateway.deadline(body.deadline_ms), body.max_tokens or cfg.server.default_max_tokens,
+        )
+        s = result.synthesis
+        return EnsembleOut(
+            answer=result.answer,
+            members=[EnsembleMemberOut(
+                platform=m.platform, model=m.model, ok=m.ok, text=m.text, error=m.error,
+                cost_usd=m.cost_usd, latency_ms=round(m.latency_ms, 3)) for m in result.members],
+            synthesis=EnsembleSynthesisOut(
+                platform=s.response.platform, model=s.response.model, chain=s.chain, cost_usd=s.cost_usd,
+                latency_ms=round(s.latency_ms, 3), fallback_used=s.fallback_used),
+            total_cost_usd=result.total_cost_usd,
+            latency_ms=round(result.latency_ms, 3),
         )
 
     @app.get("/v1/models", response_model=ModelList, tags=["openai"])

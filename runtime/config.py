@@ -56,6 +56,13 @@ class ProviderEntry(_Strict):
     base_url_env: str
     timeout_s: float = Field(default=60.0, gt=0)
     connect_timeout_s: float = Field(default=5.0, gt=0)
+    default_model: str | None = None  # what an ensemble member named only by platform uses
+
+
+class EnsembleSection(_Strict):
+    default_members: list[str] = ["groq", "openai", "anthropic"]
+    synthesis_use_case: Literal["chat", "code", "reasoning", "analysis", "bulk"] = "reasoning"
+    max_members: int = Field(default=5, ge=1, le=10)
 
 
 class ServerSection(_Strict):
@@ -71,6 +78,7 @@ class Config(_Strict):
     routing: dict[str, dict[str, str | list[str]]]
     providers: dict[str, ProviderEntry]
     server: ServerSection = ServerSection()
+    ensemble: EnsembleSection = EnsembleSection()
 
     @field_validator("chains")
     @classmethod
@@ -86,6 +94,9 @@ class Config(_Strict):
         for m in self.models:
             if m.platform not in self.providers:
                 raise ValueError(f"model {m.id!r}: platform {m.platform!r} has no providers entry")
+        for name, p in self.providers.items():
+            if p.default_model is not None:
+                catalog.resolve(p.default_model, name)
         for name, steps in self.chains.items():
             for step in steps:
                 catalog.resolve(step.model, step.platform)  # raises UnknownModelError

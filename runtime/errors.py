@@ -10,6 +10,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from runtime.ensemble import EnsembleFailed
 from runtime.router import AllProvidersFailed, ClientRequestError
 from runtime.routing import BudgetTooLowError, ContextTooLongForAllError, UnknownRouteError
 
@@ -109,6 +110,11 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ContextTooLongForAllError)
     async def _context(_: Request, exc: ContextTooLongForAllError) -> JSONResponse:
         return ApiError(400, "context_too_long", str(exc), field="messages").response()
+
+    @app.exception_handler(EnsembleFailed)
+    async def _ensemble(_: Request, exc: EnsembleFailed) -> JSONResponse:
+        members = [{"platform": m.platform, "model": m.model, "error": m.error} for m in exc.members]
+        return ApiError(503, "ensemble_failed", str(exc), extra={"members": members}).response()
 
     @app.exception_handler(Exception)
     async def _unexpected(_: Request, exc: Exception) -> JSONResponse:

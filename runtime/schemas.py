@@ -145,3 +145,42 @@ class Health(BaseModel):
     simulator_url: str | None
     warning: str | None = None
     actors: dict[str, Any]
+
+
+class EnsembleBody(_Body):
+    query: str = Field(min_length=1, max_length=MAX_QUERY_CHARS)
+    models: list[str] | None = Field(
+        default=None, min_length=1, max_length=10,
+        description="platforms (their default model) or catalog models; default from config",
+        examples=[["groq", "openai", "claude-3-5-sonnet"]],
+    )
+    system_prompt: str | None = Field(default=None, max_length=MAX_QUERY_CHARS)
+    max_tokens: int | None = Field(default=None, ge=1, le=MAX_TOKENS_CAP)
+    deadline_ms: int | None = Field(default=None, ge=1, le=MAX_DEADLINE_MS)
+
+
+class EnsembleMemberOut(BaseModel):
+    platform: str
+    model: str
+    ok: bool
+    text: str | None
+    error: str | None
+    cost_usd: float
+    latency_ms: float
+
+
+class EnsembleSynthesisOut(BaseModel):
+    platform: str
+    model: str
+    chain: str
+    cost_usd: float
+    latency_ms: float
+    fallback_used: bool
+
+
+class EnsembleOut(BaseModel):
+    answer: str
+    members: list[EnsembleMemberOut]
+    synthesis: EnsembleSynthesisOut
+    total_cost_usd: float
+    latency_ms: float
