@@ -2,7 +2,8 @@
 deployment (runtime/deployment.py) hands this app its services; tests can too."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, field
 from typing import Any, Awaitable, Callable
 
 from fastapi import Depends, FastAPI, Request
@@ -15,6 +16,7 @@ from runtime.config import Config
 from runtime.errors import ApiError, install_error_handlers
 from runtime.ensemble import run_ensemble
 from runtime.gateway import CallContext, Gateway
+from runtime.metrics import Metrics, NullMetrics
 from runtime.openai_format import (
     completion_object,
     messages_from_body,
@@ -51,6 +53,7 @@ class Services:
     auth: Authenticator
     health: Callable[[], Awaitable[Health]]
     costs_summary: Callable[[str | None], Awaitable[dict[str, Any]]]
+    metrics: Metrics = field(default_factory=NullMetrics)
 
 
 def create_api(services: Services) -> FastAPI:
@@ -60,6 +63,15 @@ def create_api(services: Services) -> FastAPI:
         description="Multi-LLM orchestration gateway: routing, fallback, limits, FinOps.",
     )
     install_error_handlers(app)
+
+    @app.middleware("http")
+    async def record_request(request: Request, call_next):
+        started = time.perf_counter()
+        response = await call_next(request)
+        route = request.scope.get("route")
+        endpoint = getattr(route, "path", "unmatched")
+        services.metrics.request(endpoint, response.status_code, (time.perf_counter() - started) * 1000.0)
+        return response
     cfg, catalog, gateway = services.config, services.catalog, services.gateway
 
     async def principal(request: Request) -> Principal:

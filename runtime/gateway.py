@@ -8,12 +8,13 @@ seen so far (prompt estimate + output estimated from the text delivered).
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, AsyncIterator, Protocol
 
 from providers.catalog import Catalog
 from providers.types import ChatRequest, ProviderError, StreamEvent, Usage
 from runtime.config import Config
+from runtime.metrics import Metrics, NullMetrics
 from runtime.router import AllProvidersFailed, ClientRequestError, RoutedResponse, RoutedStream, Router
 from runtime.routing import RoutePlan
 
@@ -58,6 +59,7 @@ class Gateway:
     router: Router
     ledger: LedgerClient
     row_factory: Any  # runtime.ledger_store.FinalRow (a dict in unit tests)
+    metrics: Metrics = field(default_factory=NullMetrics)
 
     def deadline(self, deadline_ms: int | None = None) -> float:
         timeout_s = self.config.server.request_timeout_s
@@ -120,6 +122,11 @@ class Gateway:
             await self.ledger.record(self._row(plan, request, ctx, outcome))
 
     def _row(self, plan: RoutePlan, request: ChatRequest, ctx: CallContext, o: Outcome):
+        if o.status == "ok":
+            self.metrics.upstream(o.platform, o.model, o.usage.input_tokens, o.usage.output_tokens,
+                                  o.cost_usd, o.fallback_used)
+        else:
+            self.metrics.error(o.error_kind or "error", o.platform)
         return self.row_factory(
             request_id=request.request_id,
             user_id=ctx.user_id,
