@@ -1,0 +1,194 @@
+"""The Gemini API protocol (generativelanguage `v1beta/models/{model}:generateContent`).
+
+Differences: roles are `user`/`model`, the system prompt is `systemInstruction`, sampling lives
+in `generationConfig`, JSON mode is `responseMimeType`, and errors are google.rpc statuses whose
+`details[]` carry the reason (`API_KEY_INVALID`) and the retry delay (`RetryInfo`).
+"""
+from __future__ import annotations
+
+from typing import Any, Mapping
+from urllib.parse import quote
+
+from providers.clock import SYSTEM_CLOCK, Clock
+from providers.types import (
+    ChatRequest,
+    ChatResponse,
+    ErrorKind,
+    FinishReason,
+    ProviderError,
+    ServerError,
+    Usage,
+)
+from providers.wire import Endpoint, HttpCall
+from providers.wire.errors import decode_body, kind_for_status, make_error, text_field
+from providers.wire.ratelimit import parse_retry_after
+
+FILTERED = frozenset(
+    {"SAFETY", "RECITATION", "BLOCKLIST", "PROHIBITED_CONTENT", "SPII", "IMAGE_SAFETY"}
+)
+FINISH_REASONS: dict[str, FinishReason] = {
+    "STOP": "stop",
+    "MAX_TOKENS": "length",
+    **{name: "content_filter" for name in FILTERED},
+    "MALFORMED_FUNCTION_CALL": "error",
+}
+STATUS_KINDS: dict[str, ErrorKind] = {
+    "UNAUTHENTICATED": "authentication",
+    "PERMISSION_DENIED": "authentication",
+    "NOT_FOUND": "model_not_found",
+    "RESOURCE_EXHAUSTED": "rate_limited",
+    "UNAVAILABLE": "overloaded",
+}
+_AUTH_REASONS = frozenset({"API_KEY_INVALID", "API_KEY_EXPIRED", "API_KEY_SERVICE_BLOCKED"})
+
+
+def model_path(model_id: str) -> str:
+    """`gemini-2.5-flash` or `models/gemini-2.5-flash` → `models/gemini-2.5-flash` (quoted)."""
+    name = model_id.removeprefix("models/")
+    return "models/" + quote(name, safe="-._~")
+
+
+def build_body(request: ChatRequest) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "contents": [
+            {"role": "model" if m.role == "assistant" else "user", "parts": [{"text": m.content}]}
+            for m in request.conversation
+        ]
+    }
+    system = request.system_prompt
+    if system:
+        body["systemInstruction"] = {"parts": [{"text": system}]}
+    config: dict[str, Any] = {}
+    if request.max_tokens is not None:
+        config["maxOutputTokens"] = request.max_tokens
+    if request.temperature is not None:
+        config["temperature"] = request.temperature
+    if request.top_p is not None:
+        config["topP"] = request.top_p
+    if request.stop:
+        config["stopSequences"] = list(request.stop)
+    if request.response_format == "json_object":
+        config["responseMimeType"] = "application/json"
+    if config:
+        body["generationConfig"] = config
+    return body
+
+
+def finish_reason(raw: Any) -> FinishReason:
+    return FINISH_REASONS.get(str(raw), "stop") if raw else "stop"
+
+
+def candidate_text(candidate: Any) -> str:
+    """The answer's text parts joined; thought summaries (`thought: true`) are left out."""
+    content = candidate.get("content") if isinstance(candidate, dict) else None
+    parts = content.get("parts") if isinstance(content, dict) else None
+    if not isinstance(parts, list):
+        return ""
+    return "".join(
+        str(p.get("text") or "") for p in parts if isinstance(p, dict) and not p.get("thought")
+    )
+
+
+def usage_of(body: Mapping[str, Any]) -> Usage | None:
+    """usageMetadata; thinking tokens are billed as output."""
+    meta = body.get("usageMetadata")
+    if not isinstance(meta, dict):
+        return None
+    output = int(meta.get("candidatesTokenCount") or 0) + int(meta.get("thoughtsTokenCount") or 0)
+    return Usage(input_tokens=int(meta.get("promptTokenCount") or 0), output_tokens=output)
+
+
+def classify(status: int | None, rpc_status: str, message: str, details: Any) -> ErrorKind:
+    """A google.rpc error → taxonomy kind."""
+    if _reasons(details) & _AUTH_REASONS:
+        return "authentication"
+    text = message.lower()
+    if "input token count" in text and "exceeds the maximum" in text:
+        return "context_too_long"
+    if rpc_status in STATUS_KINDS:
+        return STATUS_KINDS[rpc_status]
+    return kind_for_status(status)
+
+
+def _reasons(details: Any) -> set[str]:
+    if not isinstance(details, list):
+        return set()
+    return {str(d.get("reason")) for d in details if isinstance(d, dict) and d.get("reason")}
+
+
+def error_from_object(
+    error: Any,
+    *,
+    status: int | None,
+    platform: str,
+    model: str,
+    retry_after_s: float | None = None,
+) -> ProviderError:
+    message, rpc_status = text_field(error, "message"), text_field(error, "status")
+    if status is None and text_field(error, "code").isdigit():
+        status = int(text_field(error, "code"))
+    details = error.get("details") if isinstance(error, dict) else None
+    kind = classify(status, rpc_status, message, details)
+    return make_error(
+        kind, message or rpc_status, platform=platform, model=model, status=status,
+        retry_after_s=retry_after_s,
+    )
+
+
+class GeminiAdapter:
+    """WireAdapter for Gemini. The clock gives wall time for HTTP-date retry-after."""
+
+    def __init__(self, clock: Clock = SYSTEM_CLOCK) -> None:
+        self._clock = clock
+
+    def build_call(
+        self, request: ChatRequest, model_id: str, endpoint: Endpoint, *, stream: bool = False
+    ) -> HttpCall:
+        action = ":streamGenerateContent?alt=sse" if stream else ":generateContent"
+        headers = {"x-goog-api-key": endpoint.api_key, "content-type": "application/json"}
+        if stream:
+            headers["accept"] = "text/event-stream"
+        return HttpCall(
+            method="POST",
+            url=f"{endpoint.base_url.rstrip('/')}/v1beta/{model_path(model_id)}{action}",
+            headers=headers,
+            json=build_body(request),
+        )
+
+    def parse_response(self, body: Mapping[str, Any], *, platform: str, model: str) -> ChatResponse:
+        candidates = body.get("candidates")
+        usage = usage_of(body) or Usage()
+        upstream_id = text_field(body, "responseId") or None
+        if not isinstance(candidates, list) or not candidates:
+            feedback = body.get("promptFeedback")
+            if isinstance(feedback, dict) and feedback.get("blockReason"):
+                return ChatResponse("", usage, "content_filter", platform, model, upstream_id)
+            raise ServerError("response without candidates", platform=platform, model=model)
+        candidate = candidates[0] if isinstance(candidates[0], dict) else {}
+        return ChatResponse(
+            text=candidate_text(candidate),
+            usage=usage,
+            finish_reason=finish_reason(candidate.get("finishReason")),
+            platform=platform,
+            model=model,
+            upstream_id=upstream_id,
+        )
+
+    def parse_error(
+        self,
+        status: int,
+        headers: Mapping[str, str],
+        body: bytes,
+        *,
+        platform: str,
+        model: str,
+    ) -> ProviderError:
+        parsed, text = decode_body(body)
+        error = parsed.get("error") if isinstance(parsed.get("error"), dict) else {"message": text}
+        wait = parse_retry_after(headers, text, self._clock.time())
+        return error_from_object(
+            error, status=status, platform=platform, model=model, retry_after_s=wait
+        )
+
+
+ADAPTER = GeminiAdapter()

@@ -1,0 +1,174 @@
+"""The OpenAI chat-completions protocol, spoken by OpenAI, Groq and OpenRouter.
+
+Vendor differences handled here: Groq reports streaming usage in `x_groq.usage` and retires
+models with 400 `model_decommissioned`; OpenRouter sends integer error codes, usage in every
+stream, and mid-stream failures as `finish_reason: "error"` next to an `error` object.
+"""
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+from providers.clock import SYSTEM_CLOCK, Clock
+from providers.types import (
+    ChatRequest,
+    ChatResponse,
+    ErrorKind,
+    FinishReason,
+    ProviderError,
+    ServerError,
+    Usage,
+)
+from providers.wire import Endpoint, HttpCall
+from providers.wire.errors import decode_body, kind_for_status, make_error, text_field
+from providers.wire.ratelimit import parse_retry_after
+
+FINISH_REASONS: dict[str, FinishReason] = {
+    "stop": "stop",
+    "length": "length",
+    "content_filter": "content_filter",
+    "tool_calls": "tool_calls",
+    "function_call": "tool_calls",
+    "error": "error",
+}
+
+
+def build_body(request: ChatRequest, model_id: str, *, stream: bool) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "model": model_id,
+        "messages": [{"role": m.role, "content": m.content} for m in request.messages],
+        "stream": stream,
+    }
+    if request.max_tokens is not None:
+        body["max_tokens"] = request.max_tokens  # accepted by OpenAI, Groq and OpenRouter
+    if request.temperature is not None:
+        body["temperature"] = request.temperature
+    if request.top_p is not None:
+        body["top_p"] = request.top_p
+    if request.stop:
+        body["stop"] = list(request.stop)
+    if request.response_format == "json_object":
+        body["response_format"] = {"type": "json_object"}
+    if stream:
+        body["stream_options"] = {"include_usage": True}
+    return body
+
+
+def finish_reason(raw: Any) -> FinishReason:
+    return FINISH_REASONS.get(str(raw), "stop") if raw else "stop"
+
+
+def usage_of(obj: Any) -> Usage | None:
+    """`usage` (OpenAI, OpenRouter) or `x_groq.usage` (Groq streams), if present."""
+    if not isinstance(obj, dict):
+        return None
+    usage = obj.get("usage") or (obj.get("x_groq") or {}).get("usage")
+    if not isinstance(usage, dict):
+        return None
+    return Usage(
+        input_tokens=int(usage.get("prompt_tokens") or 0),
+        output_tokens=int(usage.get("completion_tokens") or 0),
+    )
+
+
+def classify(status: int | None, code: str, etype: str, message: str) -> ErrorKind:
+    """An OpenAI-family error object → taxonomy kind. `code` may be OpenRouter's integer
+    status as text; `status` is None for errors inside a stream."""
+    text = message.lower()
+    if code == "context_length_exceeded" or "maximum context length" in text:
+        return "context_too_long"
+    if code in ("model_decommissioned", "model_not_found") or "not a valid model id" in text:
+        return "model_not_found"
+    if "insufficient_quota" in (code, etype) or code == "payment_required":
+        return "out_of_credit"
+    if code == "invalid_api_key":
+        return "authentication"
+    if status is None and code.isdigit():
+        status = int(code)  # OpenRouter: {"error": {"code": 502, ...}}
+    if status is None:
+        return _kind_for_type(code, etype)
+    return kind_for_status(status)
+
+
+def _kind_for_type(code: str, etype: str) -> ErrorKind:
+    """For errors without an HTTP status (mid-stream): judge by code and type."""
+    if code == "rate_limit_exceeded" or etype in ("rate_limit_exceeded", "requests", "tokens"):
+        return "rate_limited"
+    if "overloaded" in (code, etype) or code == "server_overloaded":
+        return "overloaded"
+    if etype == "invalid_request_error":
+        return "bad_request"
+    return "server_error"
+
+
+def error_from_object(
+    error: Any,
+    *,
+    status: int | None,
+    platform: str,
+    model: str,
+    retry_after_s: float | None = None,
+) -> ProviderError:
+    """Map an `{"message", "type", "code"}` object (body or stream chunk) to a typed error."""
+    code, etype, message = (text_field(error, k) for k in ("code", "type", "message"))
+    if not message and isinstance(error, str):
+        message = error
+    kind = classify(status, code, etype, message)
+    return make_error(
+        kind, message, platform=platform, model=model, status=status, retry_after_s=retry_after_s
+    )
+
+
+class OpenAIAdapter:
+    """WireAdapter for the OpenAI protocol. The clock gives wall time for HTTP-date retry-after."""
+
+    def __init__(self, clock: Clock = SYSTEM_CLOCK) -> None:
+        self._clock = clock
+
+    def build_call(
+        self, request: ChatRequest, model_id: str, endpoint: Endpoint, *, stream: bool = False
+    ) -> HttpCall:
+        headers = {"Authorization": f"Bearer {endpoint.api_key}", "content-type": "application/json"}
+        if stream:
+            headers["accept"] = "text/event-stream"
+        return HttpCall(
+            method="POST",
+            url=endpoint.base_url.rstrip("/") + "/chat/completions",
+            headers=headers,
+            json=build_body(request, model_id, stream=stream),
+        )
+
+    def parse_response(self, body: Mapping[str, Any], *, platform: str, model: str) -> ChatResponse:
+        choices = body.get("choices")
+        if not isinstance(choices, list) or not choices or not isinstance(choices[0], dict):
+            if isinstance(body.get("error"), dict):  # OpenRouter can answer 200 with an error
+                raise error_from_object(body["error"], status=None, platform=platform, model=model)
+            raise ServerError("response without choices", platform=platform, model=model)
+        choice = choices[0]
+        message = choice.get("message") or {}
+        return ChatResponse(
+            text=str(message.get("content") or ""),
+            usage=usage_of(body) or Usage(),
+            finish_reason=finish_reason(choice.get("finish_reason")),
+            platform=platform,
+            model=model,
+            upstream_id=text_field(body, "id") or None,
+        )
+
+    def parse_error(
+        self,
+        status: int,
+        headers: Mapping[str, str],
+        body: bytes,
+        *,
+        platform: str,
+        model: str,
+    ) -> ProviderError:
+        parsed, text = decode_body(body)
+        error = parsed.get("error", parsed) if parsed else {"message": text}
+        wait = parse_retry_after(headers, text, self._clock.time())
+        return error_from_object(
+            error, status=status, platform=platform, model=model, retry_after_s=wait
+        )
+
+
+ADAPTER = OpenAIAdapter()
