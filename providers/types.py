@@ -73,6 +73,7 @@ class ChatResponse:
     model: str
     upstream_id: str | None = None
     latency_ms: float = 0.0
+    attempts: int = 1  # upstream attempts the provider actor made (retries included)
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,6 +103,9 @@ ErrorKind = Literal[
     "timeout",
     "connection",
     "stream_cut",
+    "refused_rate_limited",
+    "refused_breaker_open",
+    "refused_disabled",
 ]
 
 
@@ -206,6 +210,27 @@ class StreamCutError(ProviderError):
     retryable = False  # bytes may already be with the client; the router decides
 
 
+class Refusal(ProviderError):
+    """The ProviderActor did not call upstream: the platform cannot take this request now.
+    `retry_after_s` says when it could (None: not until an operator acts). Never a breaker
+    failure, never retried on the same platform: the router moves on at once."""
+
+    breaker_failure = False
+    retryable = False
+
+
+class RateLimitRefusal(Refusal):
+    kind = "refused_rate_limited"
+
+
+class BreakerOpenRefusal(Refusal):
+    kind = "refused_breaker_open"
+
+
+class PlatformDisabledRefusal(Refusal):
+    kind = "refused_disabled"
+
+
 ERROR_CLASSES: dict[str, type[ProviderError]] = {
     cls.kind: cls
     for cls in (
@@ -220,5 +245,8 @@ ERROR_CLASSES: dict[str, type[ProviderError]] = {
         UpstreamTimeoutError,
         UpstreamConnectionError,
         StreamCutError,
+        RateLimitRefusal,
+        BreakerOpenRefusal,
+        PlatformDisabledRefusal,
     )
 }

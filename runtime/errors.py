@@ -57,7 +57,7 @@ def from_all_failed(exc: AllProvidersFailed) -> ApiError:
         {"platform": f.platform, "model": f.model, "kind": f.kind, "message": f.message}
         for f in exc.failures
     ]
-    if kinds == {"rate_limited"}:
+    if kinds and kinds <= {"rate_limited", "refused_rate_limited"}:
         return ApiError(429, "rate_limited", str(exc), headers=headers, extra={"failures": failures})
     return ApiError(503, "upstream_unavailable", str(exc), headers=headers, extra={"failures": failures})
 
