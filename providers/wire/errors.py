@@ -16,7 +16,7 @@ MAX_MESSAGE_CHARS = 300
 # Anything that looks like a credential: vendor key shapes, bearer tokens, and whatever follows
 # "API key provided:" / "for API key" / "x-api-key:" (vendors echo the key they were sent).
 _KEY_SHAPES = re.compile(
-    r"sk-ant-[\w\-*.]+|sk-[\w\-*.]{6,}|gsk_[\w*]+|AIza[\w\-*]{10,}|sk_[\w*]{10,}"
+    r"\b(?:sk-ant-[\w\-*]+|sk-[\w\-*]{6,}|sk_[\w*]{10,}|gsk_[\w*]+|AIza[\w\-*]{10,})"
 )
 _KEY_CONTEXT = re.compile(
     r"(?i)((?:api[ _-]?key(?: provided)?\s*:|for api key|x-api-key\s*:|bearer)\s+)([^\s,;'\")]+)"
