@@ -14,6 +14,7 @@ from providers.simulator.core import (
     SimError,
     SimRequest,
     StreamPlan,
+    bearer_key,
     dumps,
     int_field,
     json_response,
@@ -38,7 +39,8 @@ class AnthropicDialect:
     platform = "anthropic"
 
     def api_key(self, request: Request) -> str | None:
-        return request.headers.get("x-api-key", "").strip() or None
+        """`x-api-key`, or a Bearer token (what newer SDKs send)."""
+        return request.headers.get("x-api-key", "").strip() or bearer_key(request)
 
     def parse(self, body: Any, request: Request, path_model: str | None) -> SimRequest:
         if "anthropic-version" not in request.headers:
@@ -141,16 +143,16 @@ class AnthropicDialect:
             has_more = end - limit > 0
         else:
             page, has_more = ids[:limit], len(ids) > limit
-        data = [
-            {"type": "model", "id": i, "display_name": i, "created_at": "2025-01-01T00:00:00Z"}
-            for i in page
-        ]
+        data = [self.model_entry(catalog.get(self.platform, i)) for i in page]
         return json_response(200, {
             "data": data,
             "has_more": has_more,
             "first_id": page[0] if page else None,
             "last_id": page[-1] if page else None,
         })
+
+    def model_entry(self, m: ModelSpec) -> dict[str, Any]:
+        return {"type": "model", "id": m.id, "display_name": m.id, "created_at": "2025-01-01T00:00:00Z"}
 
     def limit_headers(self, state: LimitState, now: float) -> dict[str, str]:
         h: dict[str, str] = {}

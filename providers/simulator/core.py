@@ -102,7 +102,11 @@ class Dialect(Protocol):
 
     def stream(self, req: SimRequest, spec: ModelSpec, done: Completion) -> StreamPlan: ...
 
-    def models(self, catalog: Catalog, request: Request) -> Response: ...
+    def models(self, catalog: Catalog, request: Request) -> Response:
+        """The vendor's model listing (live catalog models of this platform)."""
+
+    def model_entry(self, spec: ModelSpec) -> dict[str, Any]:
+        """One model as the vendor describes it (listing and retrieval)."""
 
 
 def dumps(obj: Any) -> bytes:

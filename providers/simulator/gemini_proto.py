@@ -117,10 +117,13 @@ class GeminiDialect:
         except ValueError:
             return self.error(SimError("bad_request", 400, "Invalid pageSize or pageToken"))
         page = live[start : start + size]
-        body: dict[str, Any] = {"models": [model_resource(m) for m in page]}
+        body: dict[str, Any] = {"models": [self.model_entry(m) for m in page]}
         if start + size < len(live):
             body["nextPageToken"] = str(start + size)
         return json_response(200, body)
+
+    def model_entry(self, m: ModelSpec) -> dict[str, Any]:
+        return model_resource(m)
 
     def limit_headers(self, state: LimitState, now: float) -> dict[str, str]:
         return {}  # Gemini reports limits only in its 429 body
