@@ -16,11 +16,19 @@ from providers.types import (
     FinishReason,
     ProviderError,
     ServerError,
+    StreamEvent,
     Usage,
 )
 from providers.wire import Endpoint, HttpCall
-from providers.wire.errors import decode_body, kind_for_status, make_error, text_field
+from providers.wire.errors import (
+    decode_body,
+    kind_for_status,
+    load_chunk,
+    make_error,
+    text_field,
+)
 from providers.wire.ratelimit import parse_retry_after
+from providers.wire.sse import SSEEvent, SSEStreamDecoder
 
 API_VERSION = "2023-06-01"
 DEFAULT_MAX_TOKENS = 1024
@@ -112,6 +120,48 @@ def error_from_object(
     )
 
 
+class AnthropicStreamDecoder(SSEStreamDecoder):
+    """`message_start` (input tokens) → `content_block_delta` (`text_delta`) … → `message_delta`
+    (stop_reason, output tokens) → `message_stop`. `ping` and non-text blocks are skipped;
+    `event: error` raises the typed error; a malformed chunk raises `ServerError`."""
+
+    def __init__(self, *, platform: str, model: str) -> None:
+        super().__init__(platform=platform, model=model)
+        self._input_tokens = 0
+        self._output_tokens = 0
+
+    def _handle(self, event: SSEEvent, out: list[StreamEvent]) -> None:
+        data = load_chunk(event.data, platform=self.platform, model=self.model)
+        kind = text_field(data, "type") or event.event or ""
+        if kind == "error":
+            raise error_from_object(
+                data.get("error"), status=None, platform=self.platform, model=self.model
+            )
+        if kind == "message_start":
+            self._count((data.get("message") or {}).get("usage"))
+        elif kind == "content_block_delta":
+            delta = data.get("delta") or {}
+            if delta.get("type") == "text_delta":
+                self._delta(text_field(delta, "text"), out)
+        elif kind == "message_delta":
+            self._count(data.get("usage"))
+            reason = (data.get("delta") or {}).get("stop_reason")
+            if reason:
+                self._finish_reason = stop_reason(reason)
+        elif kind == "message_stop":
+            self._finish(out)
+
+    def _count(self, usage: object) -> None:
+        """Usage counts are cumulative: the latest value of each wins."""
+        if not isinstance(usage, dict):
+            return
+        if usage.get("input_tokens") is not None:
+            self._input_tokens = int(usage["input_tokens"])
+        if usage.get("output_tokens") is not None:
+            self._output_tokens = int(usage["output_tokens"])
+        self._usage = Usage(self._input_tokens, self._output_tokens)
+
+
 class AnthropicAdapter:
     """WireAdapter for Anthropic. The clock gives wall time for HTTP-date retry-after."""
 
@@ -172,6 +222,9 @@ class AnthropicAdapter:
         return error_from_object(
             error, status=status, platform=platform, model=model, retry_after_s=wait
         )
+
+    def stream_decoder(self, *, platform: str, model: str) -> AnthropicStreamDecoder:
+        return AnthropicStreamDecoder(platform=platform, model=model)
 
 
 ADAPTER = AnthropicAdapter()

@@ -17,11 +17,19 @@ from providers.types import (
     FinishReason,
     ProviderError,
     ServerError,
+    StreamEvent,
     Usage,
 )
 from providers.wire import Endpoint, HttpCall
-from providers.wire.errors import decode_body, kind_for_status, make_error, text_field
+from providers.wire.errors import (
+    decode_body,
+    kind_for_status,
+    load_chunk,
+    make_error,
+    text_field,
+)
 from providers.wire.ratelimit import parse_retry_after
+from providers.wire.sse import SSEEvent, SSEStreamDecoder
 
 FILTERED = frozenset(
     {"SAFETY", "RECITATION", "BLOCKLIST", "PROHIBITED_CONTENT", "SPII", "IMAGE_SAFETY"}
@@ -135,6 +143,33 @@ def error_from_object(
     )
 
 
+class GeminiStreamDecoder(SSEStreamDecoder):
+    """`alt=sse` chunks, each a partial `GenerateContentResponse` with `usageMetadata` (the last
+    one wins) and, on the last, `finishReason`. There is no terminator: end of body after a
+    finish reason completes the stream, before one it is a cut. A chunk carrying `error` raises
+    the typed error; a malformed chunk raises `ServerError`."""
+
+    def _handle(self, event: SSEEvent, out: list[StreamEvent]) -> None:
+        chunk = load_chunk(event.data, platform=self.platform, model=self.model)
+        if chunk.get("error"):
+            raise error_from_object(
+                chunk["error"], status=None, platform=self.platform, model=self.model
+            )
+        self._usage = usage_of(chunk) or self._usage
+        candidates = chunk.get("candidates")
+        candidate = candidates[0] if isinstance(candidates, list) and candidates else None
+        if isinstance(candidate, dict):
+            self._delta(candidate_text(candidate), out)
+            if candidate.get("finishReason"):
+                self._finish_reason = finish_reason(candidate["finishReason"])
+        elif (chunk.get("promptFeedback") or {}).get("blockReason"):
+            self._finish_reason = "content_filter"
+
+    def _at_eof(self, out: list[StreamEvent]) -> None:
+        if self._finish_reason is not None:
+            self._finish(out)
+
+
 class GeminiAdapter:
     """WireAdapter for Gemini. The clock gives wall time for HTTP-date retry-after."""
 
@@ -189,6 +224,9 @@ class GeminiAdapter:
         return error_from_object(
             error, status=status, platform=platform, model=model, retry_after_s=wait
         )
+
+    def stream_decoder(self, *, platform: str, model: str) -> GeminiStreamDecoder:
+        return GeminiStreamDecoder(platform=platform, model=model)
 
 
 ADAPTER = GeminiAdapter()

@@ -16,11 +16,19 @@ from providers.types import (
     FinishReason,
     ProviderError,
     ServerError,
+    StreamEvent,
     Usage,
 )
 from providers.wire import Endpoint, HttpCall
-from providers.wire.errors import decode_body, kind_for_status, make_error, text_field
+from providers.wire.errors import (
+    decode_body,
+    kind_for_status,
+    load_chunk,
+    make_error,
+    text_field,
+)
 from providers.wire.ratelimit import parse_retry_after
+from providers.wire.sse import SSEEvent, SSEStreamDecoder
 
 FINISH_REASONS: dict[str, FinishReason] = {
     "stop": "stop",
@@ -118,6 +126,36 @@ def error_from_object(
     )
 
 
+class OpenAIStreamDecoder(SSEStreamDecoder):
+    """`data:` chunks with `choices[0].delta.content`, then `data: [DONE]`. Usage arrives in a
+    last chunk (`stream_options.include_usage`), in Groq's `x_groq.usage`, or in OpenRouter's
+    chunks. A chunk carrying `error` (OpenAI) or `finish_reason: "error"` (OpenRouter) raises the
+    typed error; a malformed chunk raises `ServerError`."""
+
+    def _handle(self, event: SSEEvent, out: list[StreamEvent]) -> None:
+        if event.data.strip() == "[DONE]":
+            self._finish(out)
+            return
+        chunk = load_chunk(event.data, platform=self.platform, model=self.model)
+        if chunk.get("error"):
+            raise error_from_object(
+                chunk["error"], status=None, platform=self.platform, model=self.model
+            )
+        self._usage = usage_of(chunk) or self._usage
+        choices = chunk.get("choices")
+        choice = choices[0] if isinstance(choices, list) and choices else None
+        if not isinstance(choice, dict):
+            return
+        delta = choice.get("delta")
+        self._delta(text_field(delta, "content"), out)
+        if choice.get("finish_reason") == "error":
+            raise ServerError(
+                "upstream ended the stream with an error", platform=self.platform, model=self.model
+            )
+        if choice.get("finish_reason"):
+            self._finish_reason = finish_reason(choice["finish_reason"])
+
+
 class OpenAIAdapter:
     """WireAdapter for the OpenAI protocol. The clock gives wall time for HTTP-date retry-after."""
 
@@ -169,6 +207,9 @@ class OpenAIAdapter:
         return error_from_object(
             error, status=status, platform=platform, model=model, retry_after_s=wait
         )
+
+    def stream_decoder(self, *, platform: str, model: str) -> OpenAIStreamDecoder:
+        return OpenAIStreamDecoder(platform=platform, model=model)
 
 
 ADAPTER = OpenAIAdapter()

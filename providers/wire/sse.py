@@ -13,6 +13,8 @@ import codecs
 import re
 from dataclasses import dataclass
 
+from providers.types import FinishReason, StreamCutError, StreamEvent, Usage
+
 _LINE_END = re.compile(r"\r\n|\r|\n")
 _BOM = "\ufeff"
 
@@ -90,3 +92,60 @@ class SSEDecoder:
             events.append(SSEEvent(self._event or None, "\n".join(self._data), self._last_id))
         self._event = None
         self._data = []
+
+
+class SSEStreamDecoder:
+    """Base of the protocol stream decoders: SSE framing in, normalized `StreamEvent`s out.
+
+    Subclasses handle one `SSEEvent` at a time (`_handle`), record usage and finish reason, and
+    call `_finish(out)` on their terminal event. Events after the terminal one are ignored.
+    `close()` raises `StreamCutError` unless the terminal event was seen (`_at_eof` may accept
+    end-of-body as the terminal event, as Gemini does).
+    """
+
+    def __init__(self, *, platform: str, model: str) -> None:
+        self.platform = platform
+        self.model = model
+        self._sse = SSEDecoder()
+        self._finished = False
+        self._usage: Usage | None = None
+        self._finish_reason: FinishReason | None = None
+
+    def feed(self, chunk: bytes) -> list[StreamEvent]:
+        return self._handle_all(self._sse.feed(chunk))
+
+    def close(self) -> list[StreamEvent]:
+        out = self._handle_all(self._sse.close())
+        if not self._finished:
+            self._at_eof(out)
+        if not self._finished:
+            raise StreamCutError(
+                "stream ended without its terminal event", platform=self.platform, model=self.model
+            )
+        return out
+
+    def _handle_all(self, events: list[SSEEvent]) -> list[StreamEvent]:
+        out: list[StreamEvent] = []
+        for event in events:
+            if self._finished:
+                break
+            self._handle(event, out)
+        return out
+
+    def _handle(self, event: SSEEvent, out: list[StreamEvent]) -> None:
+        raise NotImplementedError
+
+    def _at_eof(self, out: list[StreamEvent]) -> None:
+        """End of body before a terminal event; the default leaves it a cut stream."""
+
+    def _delta(self, text: str, out: list[StreamEvent]) -> None:
+        if text:
+            out.append(StreamEvent("delta", text=text))
+
+    def _finish(self, out: list[StreamEvent]) -> None:
+        out.append(
+            StreamEvent(
+                "done", usage=self._usage or Usage(), finish_reason=self._finish_reason or "stop"
+            )
+        )
+        self._finished = True
