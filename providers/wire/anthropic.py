@@ -53,7 +53,6 @@ ERROR_TYPES: dict[str, ErrorKind] = {
     "billing_error": "out_of_credit",
     "rate_limit_error": "rate_limited",
     "overloaded_error": "overloaded",
-    "api_error": "server_error",
     "timeout_error": "timeout",
     "invalid_request_error": "bad_request",
     "request_too_large": "bad_request",
@@ -93,7 +92,8 @@ def stop_reason(raw: Any) -> FinishReason:
 
 
 def classify(status: int | None, etype: str, message: str) -> ErrorKind:
-    """An Anthropic error (`{"type", "message"}`) → taxonomy kind."""
+    """An Anthropic error (`{"type", "message"}`) → taxonomy kind. The generic `api_error` is
+    judged by status (a 503 is an overload, a 500 a server error)."""
     text = message.lower()
     if "prompt is too long" in text:
         return "context_too_long"

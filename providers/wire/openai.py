@@ -86,7 +86,9 @@ def classify(status: int | None, code: str, etype: str, message: str) -> ErrorKi
         return "context_too_long"
     if code in ("model_decommissioned", "model_not_found") or "not a valid model id" in text:
         return "model_not_found"
-    if "insufficient_quota" in (code, etype) or code == "payment_required":
+    if "insufficient_quota" in (code, etype) or code == "payment_required" or (
+        "insufficient credits" in text
+    ):
         return "out_of_credit"
     if code == "invalid_api_key":
         return "authentication"

@@ -127,6 +127,7 @@ def _error(etype, message):
                                   "organization of 50 requests per minute.", RateLimitedError),
         (529, "overloaded_error", "Overloaded", OverloadedError),
         (500, "api_error", "Internal server error", ServerError),
+        (503, "api_error", "Service unavailable", OverloadedError),
     ],
 )
 def test_error_taxonomy(status, etype, message, cls):

@@ -181,6 +181,7 @@ def test_openrouter_errors_with_integer_codes():
     credit = {"error": {"message": "Insufficient credits. Add more using https://openrouter.ai/"
                         "settings/credits", "code": 402}}
     assert type(_err(402, credit, platform="openrouter")) is OutOfCreditError
+    assert type(_err(429, credit, platform="openrouter")) is OutOfCreditError
     context = {"error": {"code": 400, "message": "This endpoint's maximum context length is 8192 "
                          "tokens. However, you requested about 9000 tokens."}}
     assert type(_err(400, context, platform="openrouter")) is ContextTooLongError
