@@ -12,7 +12,7 @@ from starlette.routing import Route
 
 from providers.catalog import UnknownModelError
 from providers.simulator.engine import Simulator
-from providers.simulator.faults import WILDCARD, FaultRule, parse_rules
+from providers.simulator.faults import parse_rules
 from providers.simulator.limiter import LimitOverride
 
 LOOPBACK = frozenset({"127.0.0.1", "::1", "localhost"})
@@ -69,18 +69,10 @@ async def reset(sim: Simulator, request: Request) -> Response:
     return JSONResponse({"reset": True})
 
 
-def _canonical(sim: Simulator, rule: FaultRule) -> FaultRule:
-    """A rule keyed by the catalog id, so an alias and the id address the same model."""
-    if rule.platform == WILDCARD or rule.model == WILDCARD:
-        return rule
-    spec = sim.catalog.resolve_exact(rule.platform, rule.model)
-    return rule.model_copy(update={"model": spec.id})
-
-
 async def faults(sim: Simulator, request: Request) -> Response:
     if request.method == "POST":
         for rule in parse_rules(await _body(request)):
-            sim.faults.set(_canonical(sim, rule))
+            sim.faults.set(sim.canonical_rule(rule))
     elif request.method == "DELETE":
         sim.faults.clear()
     return JSONResponse({"faults": sim.faults.rules()})

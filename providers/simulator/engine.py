@@ -12,7 +12,7 @@ from starlette.responses import Response, StreamingResponse
 from providers.catalog import Catalog, ModelSpec, UnknownModelError
 from providers.clock import SYSTEM_CLOCK, Clock
 from providers.simulator.core import Dialect, SimError, SimRequest
-from providers.simulator.faults import FaultRule, FaultTable
+from providers.simulator.faults import WILDCARD, FaultRule, FaultTable
 from providers.simulator.limiter import Limiter
 from providers.simulator.stats import RequestRecord, Stats
 from providers.simulator.streaming import Pacing, corrupt, paced_body
@@ -67,7 +67,14 @@ class Simulator:
         self.clock = config.clock
         self.stats = Stats(config.log_size)
         self.limiter = Limiter(config.clock, window_s=config.window_s, enabled=config.limits_enabled)
-        self.faults = FaultTable(config.faults, seed=config.seed)
+        self.faults = FaultTable(map(self.canonical_rule, config.faults), seed=config.seed)
+
+    def canonical_rule(self, rule: FaultRule) -> FaultRule:
+        """The rule keyed by the catalog id, so an alias and the id address the same model."""
+        if WILDCARD in rule.key:
+            return rule
+        spec = self.catalog.resolve_exact(rule.platform, rule.model)
+        return rule.model_copy(update={"model": spec.id})
 
     def reset(self) -> None:
         """Clear counts, the log, faults and limiter state (run-time limit settings included)."""
