@@ -400,6 +400,9 @@ class LedgerStore:
         can land between this request's spend read and its pending insert. The spend it reads
         includes every earlier operation (committed, or earlier in the same batch). A retry
         with a request_id already in the ledger is admitted without reserving again."""
+        for budget in budgets:
+            if not _covers(budget.scope, row):
+                raise ValueError(f"budget {budget.name!r} does not cover request {row.request_id!r}")
         params = row.params()
 
         async def admit(db: aiosqlite.Connection) -> Admitted | BudgetExceeded:
@@ -416,3 +419,12 @@ class LedgerStore:
             return result
 
         return await self.submit(admit)
+
+
+def _covers(scope: Scope, row: PendingRow) -> bool:
+    """Whether a budget of `scope` counts `row` (else its check would guard someone else)."""
+    return (
+        scope.kind == "all"
+        or (scope.kind == "user" and scope.id == row.user_id)
+        or (scope.kind == "key" and scope.id == row.key_id)
+    )
