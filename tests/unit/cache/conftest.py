@@ -46,3 +46,11 @@ async def backend(request, clock):
     finally:
         await store.clear()
         await store.close()
+
+
+@pytest.fixture(scope="session")
+def embedder():
+    """The real ONNX model (loaded once; ~0.5 s)."""
+    from runtime.embed import Embedder
+
+    return Embedder()
