@@ -68,7 +68,8 @@ def from_client_request(exc: ClientRequestError) -> ApiError:
 
 
 def _field_of(loc: tuple[Any, ...]) -> str:
-    parts = [str(p) for p in loc if p not in ("body", "query", "path", "header")]
+    """('body', 'messages', 0, 'role') → 'messages.0.role'; the first element is where."""
+    parts = [str(p) for p in (loc[1:] if loc and loc[0] in ("body", "query", "path", "header") else loc)]
     return ".".join(parts) if parts else "body"
 
 

@@ -18,7 +18,7 @@ def messages_from_body(body: ChatCompletionBody) -> tuple[Message, ...]:
 
 def switchboard_headers(r: RoutedResponse, request_id: str) -> dict[str, str]:
     return {
-        "x-request-id": request_id,
+        "x-switchboard-request-id": request_id,
         "x-switchboard-platform": r.response.platform,
         "x-switchboard-model": r.response.model,
         "x-switchboard-chain": r.chain,
@@ -68,7 +68,7 @@ def _sse(payload: dict[str, Any] | str) -> bytes:
 
 def stream_headers(s: RoutedStream, request_id: str) -> dict[str, str]:
     return {
-        "x-request-id": request_id,
+        "x-switchboard-request-id": request_id,
         "x-switchboard-platform": s.platform,
         "x-switchboard-model": s.model.id,
         "x-switchboard-chain": s.chain,

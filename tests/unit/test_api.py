@@ -114,3 +114,8 @@ def test_prompt_larger_than_every_window_is_400(api):
     r = api.post("/v1/chat/completions", json={"model": "switchboard/chat_speed", "max_tokens": 10,
                                                 "messages": [{"role": "user", "content": "y" * 390_000}] * 30})
     assert r.status_code == 400 and r.json()["error"]["type"] == "context_too_long"
+
+
+def test_missing_field_named_like_a_location_is_still_named(api):
+    r = api.post("/api/ai/route", json={"use_case": "chat"})
+    assert r.status_code == 422 and r.json()["error"]["field"] == "query"

@@ -1,0 +1,152 @@
+"""Start Switchboard: Ray, the named actors, the simulator when needed, and the Serve app."""
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+import ray
+from ray import serve
+
+from providers.actor import ProviderActor, provider_actor_options
+from providers.endpoints import EndpointPlan, resolve_endpoints, simulated_platforms
+from runtime.admin_key import AdminKey, load_or_create_admin_key
+from runtime.auth import key_digest
+from runtime.config import Config, load_config
+from runtime.deployment import LEDGER_ACTOR_NAME, BootInfo, GatewayDeployment
+from runtime.ledger import LedgerActor, ledger_actor_options
+from runtime.settings import Settings
+from runtime.simulator_process import SimulatorProcess
+
+APP_NAME = "switchboard"
+
+
+@dataclass
+class RunningApp:
+    settings: Settings
+    config: Config
+    admin_key: AdminKey
+    boot: BootInfo
+    url: str
+    simulator: SimulatorProcess | None = None
+    actors: dict[str, Any] = field(default_factory=dict)
+    app_name: str = APP_NAME
+
+    def stop(self) -> None:
+        ledger = self.actors.get(LEDGER_ACTOR_NAME)
+        if ledger is not None:
+            try:
+                ray.get(ledger.drain.remote(), timeout=10)
+            except Exception:
+                pass
+        try:
+            serve.delete(self.app_name)
+        except Exception:
+            pass
+        for handle in self.actors.values():
+            try:
+                ray.kill(handle, no_restart=True)
+            except Exception:
+                pass
+        if self.simulator is not None:
+            self.simulator.stop()
+
+
+def init_ray(settings: Settings, **overrides: Any) -> None:
+    if ray.is_initialized():
+        return
+    options: dict[str, Any] = {
+        "namespace": settings.namespace,
+        "_node_ip_address": "127.0.0.1",
+        "include_dashboard": True,
+        "dashboard_host": "127.0.0.1",
+        "configure_logging": False,
+    }
+    options.update(overrides)
+    ray.init(**options)
+
+
+def start_actors(
+    config: Config, boot: BootInfo, plan: EndpointPlan, env: Mapping[str, str], db_path: str
+) -> dict[str, Any]:
+    actors: dict[str, Any] = {}
+    for platform in config.platforms:
+        key_env = config.providers[platform].api_key_env
+        options = provider_actor_options(platform, boot.namespace)
+        if env is not os.environ and env.get(key_env):
+            options["runtime_env"] = {"env_vars": {key_env: env[key_env]}}
+        actors[f"provider:{platform}"] = (
+            ray.remote(ProviderActor)
+            .options(**options, get_if_exists=True)
+            .remote(platform, config, plan.endpoints[platform].base_url, platform in plan.simulated)
+        )
+    actors[LEDGER_ACTOR_NAME] = (
+        ray.remote(LedgerActor)
+        .options(**ledger_actor_options(LEDGER_ACTOR_NAME, boot.namespace), get_if_exists=True)
+        .remote(db_path, request_timeout_s=config.server.request_timeout_s)
+    )
+    ray.get([a.__ray_ready__.remote() for a in actors.values()])
+    return actors
+
+
+def start(
+    settings: Settings,
+    *,
+    env: Mapping[str, str] | None = None,
+    simulator_latency_scale: float = 1.0,
+    app_name: str = APP_NAME,
+    route_prefix: str = "/",
+    ray_init: Mapping[str, Any] | None = None,
+) -> RunningApp:
+    env = os.environ if env is None else env
+    config = load_config(settings.config_path)
+    admin = load_or_create_admin_key(settings.data_dir, settings.admin_key)
+    simulator = None
+    if simulated_platforms(config, env):
+        simulator = SimulatorProcess.start(
+            latency_scale=simulator_latency_scale, config_path=settings.config_path
+        )
+    try:
+        init_ray(settings, **dict(ray_init or {}))
+        plan = resolve_endpoints(config, env, simulator.url if simulator else None)
+        boot = BootInfo(
+            namespace=settings.namespace,
+            config_path=settings.config_path,
+            admin_digest=key_digest(admin.value),
+            simulated=plan.simulated,
+            simulator_url=simulator.url if simulator else None,
+        )
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        actors = start_actors(config, boot, plan, env, str(settings.data_dir / "ledger.sqlite3"))
+        serve.start(http_options={"host": settings.host, "port": settings.port})
+        serve.run(
+            GatewayDeployment.bind(boot), name=app_name, route_prefix=route_prefix, blocking=False
+        )
+    except BaseException:
+        if simulator is not None:
+            simulator.stop()
+        raise
+    prefix = "" if route_prefix == "/" else route_prefix
+    return RunningApp(
+        settings, config, admin, boot, f"http://{settings.host}:{settings.port}{prefix}",
+        simulator, actors, app_name,
+    )
+
+
+def announce(app: RunningApp, out=sys.stderr) -> None:
+    line = "=" * 78
+    print(line, file=out)
+    print(f"Switchboard is listening on {app.url}", file=out)
+    print(f"  OpenAI-compatible base URL: {app.url}/v1", file=out)
+    if app.admin_key.created:
+        print(f"  ADMIN KEY (shown once, stored in {app.admin_key.path}):", file=out)
+        print(f"    {app.admin_key.value}", file=out)
+    elif app.admin_key.path:
+        print(f"  admin key: in {app.admin_key.path}", file=out)
+    else:
+        print("  admin key: from SWITCHBOARD_ADMIN_KEY", file=out)
+    if app.boot.simulated:
+        print(f"  !! SIMULATED UPSTREAM for {', '.join(app.boot.simulated)}: no API key set, these", file=out)
+        print(f"  !! platforms are answered by the local simulator at {app.boot.simulator_url}", file=out)
+    print(line, file=out, flush=True)
