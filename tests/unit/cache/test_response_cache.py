@@ -29,7 +29,7 @@ async def serve(cache: ResponseCache, request, *, tenant="acme", route=ROUTE, mo
 
 @pytest.fixture
 def cache(backend):
-    return ResponseCache(backend.store, policy=CachePolicy(ttl_s=3600), clock=backend.clock)
+    return backend.track(ResponseCache(backend.store, policy=CachePolicy(ttl_s=3600), clock=backend.clock))
 
 
 async def test_same_request_twice_is_a_hit_with_the_original_answer(cache):
@@ -60,7 +60,7 @@ async def test_any_difference_misses(cache, variant):
 
 
 async def test_shared_policy_serves_every_tenant(backend):
-    cache = ResponseCache(backend.store, policy=CachePolicy(shared=True), clock=backend.clock)
+    cache = backend.track(ResponseCache(backend.store, policy=CachePolicy(shared=True), clock=backend.clock))
     await serve(cache, make_request(), tenant="acme")
     assert (await serve(cache, make_request(), tenant="globex")).hit
 
@@ -82,14 +82,14 @@ async def test_opt_in_caches_a_hot_request(cache):
 
 async def test_second_replica_hits_through_the_shared_store(backend, cache):
     await serve(cache, make_request())
-    other = ResponseCache(backend.store, clock=backend.clock)
+    other = backend.track(ResponseCache(backend.store, clock=backend.clock))
     lookup = await serve(other, make_request())
     assert lookup.hit and lookup.source == "store"
     assert (await serve(other, make_request())).source == "front"
 
 
 async def test_entry_expires_after_ttl(backend):
-    cache = ResponseCache(backend.store, policy=CachePolicy(ttl_s=120), clock=backend.clock)
+    cache = backend.track(ResponseCache(backend.store, policy=CachePolicy(ttl_s=120), clock=backend.clock))
     lookup = await serve(cache, make_request())
     await backend.check_expiry(lookup.key, 120)
 

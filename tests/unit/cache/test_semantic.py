@@ -97,7 +97,9 @@ def front(embedder, clock):
 
 def replica(backend, front, *, policy: CachePolicy = CachePolicy()) -> ResponseCache:
     semantic = SemanticCache(backend.store, front, clock=backend.clock)
-    return ResponseCache(backend.store, policy=policy, semantic=semantic, clock=backend.clock)
+    return backend.track(
+        ResponseCache(backend.store, policy=policy, semantic=semantic, clock=backend.clock)
+    )
 
 
 async def ask(
