@@ -61,12 +61,16 @@ def stem(token: str) -> str:
     return token
 
 
+def split_identifier(text: str) -> list[str]:
+    """`LoginButton` / `font_size` / `line-height` -> its words, case kept."""
+    return _CAMEL.sub(" ", text).replace("_", " ").replace("-", " ").split()
+
+
 def tokens(text: str) -> list[str]:
     """Normalized content words of `text`, in order, with repeats.
 
     camelCase and snake/kebab-case identifiers are split into words first."""
-    spaced = _CAMEL.sub(" ", text)
-    words = _TOKEN.findall(spaced.lower().replace("_", " ").replace("-", " "))
+    words = _TOKEN.findall(" ".join(split_identifier(text)).lower())
     return [
         stem(w)
         for w in words
