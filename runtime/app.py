@@ -53,9 +53,16 @@ class RunningApp:
             self.simulator.stop()
 
 
+def use_loopback_only() -> None:
+    """Embedded mode: Ray otherwise swaps 127.0.0.1 for the host's interface address. In
+    single-machine mode every Ray socket stays on loopback."""
+    os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
+
+
 def init_ray(settings: Settings, **overrides: Any) -> None:
     if ray.is_initialized():
         return
+    use_loopback_only()
     options: dict[str, Any] = {
         "namespace": settings.namespace,
         "_node_ip_address": "127.0.0.1",

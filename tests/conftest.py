@@ -50,6 +50,9 @@ def ray_cluster():
     """One local Ray cluster for the whole session (loopback only, no dashboard)."""
     import ray
 
+    from runtime.app import use_loopback_only
+
+    use_loopback_only()
     if not ray.is_initialized():
         ray.init(
             num_cpus=2,
