@@ -15,7 +15,7 @@ from typing import Any
 from agents.visual_delta import Delta, VisualChange
 from providers.types import Message
 
-# -- collaborative code review -----------------------------------------------------------------
+# -- collaborative code review --------------------------------------------------------------------
 
 REVIEW_STEPS = ("structure", "security", "performance")
 
@@ -92,7 +92,8 @@ def synthesis_messages(
     present = {i.step for i in insights}
     missing = [s for s in dict.fromkeys([*failed_steps, *REVIEW_STEPS]) if s not in present]
     sections = [_format_insight(i) for i in insights] or ["(no insights were produced)"]
-    body = "Synthesize these code review insights into one report:\n\n" + "\n\n---\n\n".join(sections)
+    body = "Synthesize these code review insights into one report:\n\n"
+    body += "\n\n---\n\n".join(sections)
     if missing:
         names = ", ".join(missing)
         body += (
@@ -124,7 +125,7 @@ def _insight_or_missing(text: str | None, step: str) -> str:
     return f"(missing: the {step} step failed; work from the code alone)"
 
 
-# -- visual editor -------------------------------------------------------------------------------
+# -- visual editor --------------------------------------------------------------------------------
 
 VISUAL_SUMMARY_SYSTEM = (
     "You summarize UI edits made in a visual editor. Answer with exactly one clear sentence "
@@ -155,7 +156,8 @@ def visual_summary_messages(change: VisualChange, delta: Delta) -> list[Message]
     body = (
         f"Component: {change.component_id}\nChange type: {change.type}\n"
         + (f"Page: {change.page}\n" if change.page else "")
-        + f"Delta (from -> to):\n{fence(_json(delta), 'json')}\n\nSummarize this UI change in one sentence."
+        + f"Delta (from -> to):\n{fence(_json(delta), 'json')}\n\n"
+        + "Summarize this UI change in one sentence."
     )
     return [Message("system", VISUAL_SUMMARY_SYSTEM), Message("user", body)]
 
@@ -200,7 +202,7 @@ def ensemble_fix_messages(summary: str, implementation: str, error: str) -> list
     return [Message("system", ENSEMBLE_FIX_SYSTEM), Message("user", body)]
 
 
-# -- agent routing (Mr Blue) ---------------------------------------------------------------------
+# -- agent routing (Mr Blue) ----------------------------------------------------------------------
 
 CLASSIFY_SYSTEM = (
     "You are a query classifier for an AI agent routing system. Reply with one JSON object "
@@ -220,7 +222,7 @@ def classification_messages(query: str, context: Mapping[str, Any] | None = None
     return [Message("system", CLASSIFY_SYSTEM), Message("user", body + "\n\nClassify the query.")]
 
 
-# -- code generation ---------------------------------------------------------------------------------
+# -- code generation ------------------------------------------------------------------------------
 
 CODEGEN_SYSTEM = (
     "You are an expert {language} programmer. Write correct, complete, production-quality "
@@ -233,7 +235,7 @@ LANGUAGE_GUIDES: dict[str, str] = {
     "typescript": "Use strict TypeScript, no `any`, ES modules, and narrow types explicitly.",
     "javascript": "Use modern ES2022+ JavaScript with ES modules, const/let and async/await.",
     "go": "Write idiomatic Go: gofmt style, errors returned and wrapped, context for cancellation.",
-    "rust": "Write safe, idiomatic Rust: Result-based errors, no unwrap on fallible paths, clippy-clean.",
+    "rust": "Write safe, idiomatic Rust: Result-based errors, no unwrap on fallible paths.",
     "java": "Target Java 21: records where they fit, try-with-resources, no raw types.",
     "kotlin": "Write idiomatic Kotlin: null safety, data classes, coroutines for async work.",
     "csharp": "Target modern C# and .NET: nullable reference types, async/await, LINQ where clear.",
@@ -242,8 +244,8 @@ LANGUAGE_GUIDES: dict[str, str] = {
     "swift": "Write idiomatic Swift: value types, optionals handled safely, async/await.",
     "ruby": "Write idiomatic Ruby: small methods, blocks and Enumerable, frozen string literals.",
     "php": "Target PHP 8.2+: strict_types, typed properties, PSR-12 style.",
-    "sql": "Write standard SQL (PostgreSQL dialect unless told otherwise), parameterized, never concatenated.",
-    "bash": "Write POSIX-friendly Bash with `set -euo pipefail`, quoted variables and clear errors.",
+    "sql": "Write standard SQL (PostgreSQL unless told otherwise), always parameterized.",
+    "bash": "Write Bash with `set -euo pipefail`, quoted variables and clear error messages.",
 }
 LANGUAGE_ALIASES = {
     "py": "python", "ts": "typescript", "js": "javascript", "node": "javascript",
@@ -267,7 +269,8 @@ def code_generation_messages(
 ) -> list[Message]:
     """Code generation with the requested language's system prompt (a generic one if unknown)."""
     key = normalize_language(language)
-    name = _LANGUAGE_NAMES.get(key, key.capitalize() if key in LANGUAGE_GUIDES else language.strip())
+    default_name = key.capitalize() if key in LANGUAGE_GUIDES else language.strip()
+    name = _LANGUAGE_NAMES.get(key, default_name)
     guide = LANGUAGE_GUIDES.get(key, "Follow the language's established conventions.")
     system = CODEGEN_SYSTEM.format(language=name, guide=guide)
     body = f"Task:\n{fence(task)}"
@@ -276,7 +279,7 @@ def code_generation_messages(
     return [Message("system", system), Message("user", body)]
 
 
-# -- helpers --------------------------------------------------------------------------------------------
+# -- helpers --------------------------------------------------------------------------------------
 
 
 def fence(text: str, language: str | None = None) -> str:

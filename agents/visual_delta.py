@@ -27,6 +27,8 @@ _TYPE_TERMS: dict[str, tuple[str, ...]] = {
 }
 _HORIZONTAL = ("x", "left")
 _VERTICAL = ("y", "top")
+_AXES = ((_HORIZONTAL, ("right", "left")), (_VERTICAL, ("down", "up")))
+_VERBS = {"move": "Moved", "resize": "Resized", "style": "Restyled", "text": "Edited"}
 
 
 class VisualChange(BaseModel):
@@ -113,17 +115,16 @@ def template_summary(change: VisualChange, delta: Delta | None = None) -> str:
         return _sentence(f"Moved {name} {moved}{where}")
     if change.type == "text" and len(delta) == 1:
         (step,) = delta.values()
-        return _sentence(
-            f"Changed the text of {name}{where} from {_quoted(step['from'])} to {_quoted(step['to'])}"
-        )
-    verb = {"move": "Moved", "resize": "Resized", "style": "Restyled", "text": "Edited"}[change.type]
+        old, new = _quoted(step["from"]), _quoted(step["to"])
+        return _sentence(f"Changed the text of {name}{where} from {old} to {new}")
+    verb = _VERBS[change.type]
     return _sentence(f"{verb} {name}{where}: {_listing(delta)}")
 
 
 def _movement(delta: Delta) -> str | None:
     """"50px to the right and 10px up" when the position keys are plain numbers."""
     parts = []
-    for keys, (positive, negative) in ((_HORIZONTAL, ("right", "left")), (_VERTICAL, ("down", "up"))):
+    for keys, (positive, negative) in _AXES:
         key = next((k for k in keys if k in delta), None)
         if key is None:
             continue
