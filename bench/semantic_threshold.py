@@ -95,7 +95,8 @@ def markdown(rows: list[dict], chosen: dict, meta: dict) -> str:
         f"{meta['model']}. Machine: {meta['machine']}; embedding all texts took "
         f"{meta['embed_seconds']:.1f} s.",
         "",
-        "| threshold | hits | wrong hits | misses | wrong / hits | GPTCache (albert): hits / wrong / misses |",
+        "| threshold | hits | wrong hits | misses | wrong / hits "
+        "| GPTCache (albert): hits / wrong / misses |",
         "|---|---|---|---|---|---|",
     ]
     for row in rows:
@@ -117,6 +118,17 @@ def markdown(rows: list[dict], chosen: dict, meta: dict) -> str:
     return "\n".join(lines)
 
 
+def print_table(rows: list[dict], chosen: dict) -> None:
+    print(f"{'thr':>5} {'hits':>5} {'wrong':>5} {'miss':>5}   GPTCache (hits/wrong/miss)")
+    for row in rows:
+        ref = GPTCACHE.get(row["threshold"], "")
+        print(
+            f"{row['threshold']:5.2f} {row['hits']:5d} {row['wrong']:5d} {row['misses']:5d}   {ref}"
+        )
+    share = f"{MAX_WRONG_SHARE:.0%}"
+    print(f"default threshold: {chosen['threshold']:.2f} (wrong hits <= {share} of hits)")
+
+
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=DATA)
@@ -133,12 +145,13 @@ def main(argv: list[str] | None = None) -> dict:
     }
     rows = sweep(pairs, matches)
     chosen = choose(rows)
-    print(f"{'thr':>5} {'hits':>5} {'wrong':>5} {'miss':>5}   GPTCache (hits/wrong/miss)")
-    for row in rows:
-        ref = GPTCACHE.get(row["threshold"], "")
-        print(f"{row['threshold']:5.2f} {row['hits']:5d} {row['wrong']:5d} {row['misses']:5d}   {ref}")
-    print(f"default threshold: {chosen['threshold']:.2f} (wrong hits <= {MAX_WRONG_SHARE:.0%} of hits)")
-    result = {"meta": meta, "rows": rows, "chosen": chosen, "gptcache": {str(k): v for k, v in GPTCACHE.items()}}
+    print_table(rows, chosen)
+    result = {
+        "meta": meta,
+        "rows": rows,
+        "chosen": chosen,
+        "gptcache": {str(k): v for k, v in GPTCACHE.items()},
+    }
     OUT_JSON.parent.mkdir(parents=True, exist_ok=True)
     OUT_JSON.write_text(json.dumps(result, indent=2), encoding="utf-8")
     OUT_MD.write_text(markdown(rows, chosen, meta), encoding="utf-8")

@@ -303,7 +303,8 @@ class CacheLookup:
 
 class ResponseCache:
     """Exact (and optionally semantic) response cache for one replica: an LRU front in front of
-    the shared store. Counters are batched per replica and flushed to the store in the
+    the shared store (`front_ttl_s` caps how long a replica may serve an entry another replica
+    deleted). Counters are batched per replica and flushed to the store in the
     background (one flush in flight at a time); `stats()` flushes first."""
 
     def __init__(
@@ -350,8 +351,9 @@ class ResponseCache:
         return CacheLookup(key=key, probe=probe)
 
     async def store(self, lookup: CacheLookup, answer: CachedAnswer) -> None:
-        """Keep `answer` for the request `lookup` missed (no-op for a bypass or a hit)."""
-        if lookup.key is None or lookup.hit:
+        """Keep `answer` for the request `lookup` missed (no-op for a bypass, a hit, or an
+        answer that ended in error)."""
+        if lookup.key is None or lookup.hit or answer.finish_reason == "error":
             return
         ttl_s = self.policy.ttl_s
         self._front.set(lookup.key, answer, min(ttl_s, self.front_ttl_s))

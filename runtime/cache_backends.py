@@ -205,8 +205,10 @@ class RedisStore:
             await self.delete(key)
             return
         async with self._redis.pipeline(transaction=True) as pipe:
+            now = self._clock.time()
             pipe.set(self._entry(key), answer.to_json(), px=ttl_ms)
-            pipe.zadd(self._index, {key: self._clock.time() + ttl_s})
+            pipe.zremrangebyscore(self._index, "-inf", now)  # keeps the index bounded
+            pipe.zadd(self._index, {key: now + ttl_s})
             await pipe.execute()
 
     async def delete(self, key: str) -> bool:

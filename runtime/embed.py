@@ -58,7 +58,7 @@ def model_files() -> tuple[Path, Path]:
 
 
 def mean_pool(hidden: np.ndarray, mask: np.ndarray) -> np.ndarray:
-    """Attention-masked mean over tokens, then L2 normalisation. (batch, seq, dim) -> (batch, dim)."""
+    """Attention-masked mean over tokens, then L2 norm: (batch, seq, dim) -> (batch, dim)."""
     weights = mask[:, :, None].astype(np.float32)
     summed = (hidden * weights).sum(axis=1)
     counts = np.clip(weights.sum(axis=1), 1e-9, None)

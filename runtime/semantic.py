@@ -24,6 +24,7 @@ semantic layer (opt-in, or a use case configured for it) add their query vectors
 """
 from __future__ import annotations
 
+import asyncio
 from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -180,7 +181,9 @@ class SemanticCache:
         self._synced_at: float | None = None
 
     async def start(self) -> int:
-        """Rebuild the index from the store; returns the number of vectors loaded."""
+        """Load the model (off the event loop) and rebuild the index from the store; returns the
+        number of vectors loaded."""
+        await asyncio.to_thread(self.embedder.fits, "warm up")
         self._cursor = None
         return await self.sync()
 

@@ -1,6 +1,8 @@
 """ResponseCache end to end over each shared store: hits, misses, TTL, stats, dollars saved."""
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from providers.types import ChatResponse, Usage
@@ -78,6 +80,13 @@ async def test_opt_in_caches_a_hot_request(cache):
     hot = make_request(temperature=0.9)
     await serve(cache, hot, mode="exact")
     assert (await serve(cache, hot, mode="exact")).hit
+
+
+async def test_an_answer_that_ended_in_error_is_not_kept(cache):
+    lookup = await cache.lookup(make_request(), route=ROUTE, tenant="acme")
+    failed = replace(answer_for(cache, "", 0.01), finish_reason="error")
+    await cache.store(lookup, failed)
+    assert not (await cache.lookup(make_request(), route=ROUTE, tenant="acme")).hit
 
 
 async def test_second_replica_hits_through_the_shared_store(backend, cache):
