@@ -3,8 +3,8 @@
 `ray.remote(LedgerActor).options(**ledger_actor_options())` makes the actor; the class itself
 needs no Ray, so tests can drive it directly. It opens the store on first use (and on every
 restart: Ray re-runs the constructor), settles stale pending rows ('unknown', charged at their
-reservation) then and every `request_timeout_s` afterwards, drains the write queue on SIGTERM
-and on `drain()`, and turns budget usage into alerts: structlog events, and optionally a JSON
+reservation) then and every `request_timeout_s` afterwards, drains the write queue on `drain()`
+(and on SIGTERM where a handler can be installed: see `_install_sigterm`), and turns budget usage into alerts: structlog events, and optionally a JSON
 POST to a webhook, sent in the background so no request waits for it.
 
 Calls are not retried by Ray (`max_task_retries=0`): a write is idempotent on request_id, but
@@ -35,7 +35,7 @@ from runtime.reports import (
 log = structlog.get_logger("switchboard.ledger")
 
 DEFAULT_ACTOR_NAME = "ledger"
-DRAIN_ON_SIGTERM_TIMEOUT_S = 10.0
+DRAIN_ON_EXIT_TIMEOUT_S = 10.0
 
 
 def ledger_actor_options(name: str = DEFAULT_ACTOR_NAME, namespace: str | None = None) -> dict[str, Any]:
@@ -134,27 +134,38 @@ class LedgerActor:
             self._opening = None
 
     def _install_sigterm(self) -> Any:
+        """Built on a main thread (a plain process), SIGTERM drains the queue and then does
+        what it did before. In a Ray worker the constructor runs on the actor's asyncio
+        thread, where Python cannot install signal handlers (and Ray's SIGTERM exit runs no
+        atexit hooks): there every acknowledged write is already durable (a call returns after
+        its commit), calls still in flight fail to their callers (who may retry: writes are
+        idempotent on request_id), and the app calls `drain()` before stopping the actor."""
         try:
             return signal.signal(signal.SIGTERM, self._on_sigterm)
-        except ValueError:  # not the main thread: the owner must call drain() itself
+        except ValueError:  # not the main thread
             return None
 
-    def _on_sigterm(self, signum: int, frame: Any) -> None:
-        """Drain the write queue (on the actor's event loop), then do what SIGTERM did before."""
+    def _drain_from_another_thread(self) -> None:
         loop = self._loop
-        if loop is not None and loop.is_running():
-            if threading.current_thread() is self._loop_thread:  # cannot block our own loop
-                loop.call_soon_threadsafe(lambda: loop.create_task(self._drain_then_chain(signum)))
-                return
-            try:
-                asyncio.run_coroutine_threadsafe(self.drain(), loop).result(DRAIN_ON_SIGTERM_TIMEOUT_S)
-            except Exception as exc:  # noqa: BLE001 - still hand over to the previous handler
-                log.error("finops.drain_on_sigterm_failed", error=repr(exc))
+        if loop is None or not loop.is_running() or threading.current_thread() is self._loop_thread:
+            return
+        try:
+            asyncio.run_coroutine_threadsafe(self.drain(), loop).result(DRAIN_ON_EXIT_TIMEOUT_S)
+        except Exception as exc:  # noqa: BLE001 - exiting anyway; say what was lost
+            log.error("finops.drain_on_sigterm_failed", error=repr(exc))
+
+    def _on_sigterm(self, signum: int, frame: Any) -> None:
+        loop = self._loop
+        if loop is not None and loop.is_running() and threading.current_thread() is self._loop_thread:
+            # The loop runs on this (main) thread: it cannot be blocked; drain on it, then chain.
+            loop.call_soon_threadsafe(lambda: loop.create_task(self._drain_then_chain(signum)))
+            return
+        self._drain_from_another_thread()
         self._chain_sigterm(signum, frame)
 
     async def _drain_then_chain(self, signum: int) -> None:
         try:
-            await asyncio.wait_for(self.drain(), DRAIN_ON_SIGTERM_TIMEOUT_S)
+            await asyncio.wait_for(self.drain(), DRAIN_ON_EXIT_TIMEOUT_S)
         finally:
             self._chain_sigterm(signum, None)
 
@@ -268,3 +279,4 @@ class LedgerActor:
 
     async def lookup_by_key(self, key: str) -> KeyRecord | None:
         return await (await self._ready()).keys.lookup_by_key(key)
+

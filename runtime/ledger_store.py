@@ -65,7 +65,7 @@ class _Row:
             raise ValueError("created_at must be a finite wall time")
         if self.input_tokens < 0 or self.output_tokens < 0:
             raise ValueError("token counts must be >= 0")
-        to_nusd(self.reserved_usd)
+        to_nusd(self.reserved_usd)  # validates: finite, >= 0
 
     def _params(self) -> dict[str, Any]:
         return {
@@ -110,7 +110,8 @@ class FinalRow(_Row):
             raise ValueError(f"a final row's status is one of {FINAL_STATUSES}, got {self.status!r}")
         if self.attempts < 0 or not math.isfinite(self.latency_ms) or self.latency_ms < 0:
             raise ValueError("attempts and latency_ms must be >= 0")
-        to_nusd(self.cost_usd), to_nusd(self.saved_usd)
+        to_nusd(self.cost_usd)  # validates
+        to_nusd(self.saved_usd)
 
     def params(self) -> dict[str, Any]:
         return {

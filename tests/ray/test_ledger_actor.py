@@ -1,0 +1,93 @@
+"""The Ledger actor on a local Ray cluster: pending → finalize → report across the actor hop,
+and a killed actor restarts on the same SQLite file with every committed row (a stale pending
+row is settled as 'unknown' by the restarted actor)."""
+from __future__ import annotations
+
+import sqlite3
+import time
+import uuid
+
+import pytest
+
+ray = pytest.importorskip("ray")
+
+from runtime.budget import Admitted, Budget, BudgetExceeded, Scope  # noqa: E402
+from runtime.ledger import LedgerActor, ledger_actor_options  # noqa: E402
+from runtime.ledger_store import FinalRow, PendingRow  # noqa: E402
+from runtime.reports import Summary  # noqa: E402
+
+pytestmark = pytest.mark.ray
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    if not ray.is_initialized():
+        ray.init(
+            num_cpus=2,
+            include_dashboard=False,
+            _node_ip_address="127.0.0.1",
+            configure_logging=False,
+            log_to_driver=False,
+        )
+    return ray
+
+
+@pytest.fixture
+def ledger(cluster, tmp_path):
+    db_path = str(tmp_path / "ledger.sqlite3")
+    name = f"ledger-{uuid.uuid4().hex[:8]}"
+    actor = ray.remote(LedgerActor).options(**ledger_actor_options(name)).remote(db_path, request_timeout_s=60.0)
+    ray.get(actor.__ray_ready__.remote())
+    yield actor, db_path
+    ray.kill(actor, no_restart=True)
+
+
+def wait_until_restarted(actor, timeout_s: float = 60.0) -> None:
+    """Block on the restarted actor's readiness (calls to the dying instance fail fast)."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            ray.get(actor.__ray_ready__.remote(), timeout=timeout_s)
+            return
+        except ray.exceptions.RayActorError:
+            if time.monotonic() > deadline:
+                raise
+
+
+def test_pending_finalize_report_round_trip_and_restart_keeps_rows(ledger):
+    actor, db_path = ledger
+    now = time.time()
+    row = dict(user_id="alice", key_id="key_1", agent_id="reviewer", conversation_id="c1", chain="code_quality")
+    budget = [Budget("key:key_1:daily", 0.05, "day", Scope.key("key_1"))]
+
+    admitted = ray.get(actor.admit_and_open_pending.remote(PendingRow(request_id="r1", created_at=now, reserved_usd=0.04, **row), budget))
+    assert isinstance(admitted, Admitted)
+    refused = ray.get(actor.admit_and_open_pending.remote(PendingRow(request_id="r2", created_at=now, reserved_usd=0.02, **row), budget))
+    assert isinstance(refused, BudgetExceeded) and refused.name == "key:key_1:daily"
+    assert ray.get(actor.spend.remote(Scope.key("key_1"), now)) == (0.0, 0.04)
+
+    final = FinalRow(request_id="r1", created_at=now, platform="openai", model="gpt-4o", input_tokens=1000,
+                     output_tokens=500, cost_usd=0.0075, latency_ms=420.0, **row)
+    ray.get(actor.finalize.remote(final))
+    ray.get(actor.finalize.remote(final))  # a retried finalize: still one row, one charge
+    stale = PendingRow(request_id="stale", created_at=now - 3600, reserved_usd=0.01, user_id="bob")
+    ray.get(actor.open_pending.remote(stale))
+
+    summary = ray.get(actor.summary.remote(None, 1))
+    assert isinstance(summary, Summary)
+    assert (summary.total.requests, summary.total.cost_usd, summary.total.total_tokens) == (1, 0.0075, 1500)
+    assert [(m.platform, m.model) for m in summary.by_model] == [("openai", "gpt-4o")]
+
+    ray.kill(actor, no_restart=False)  # SIGKILL-style crash; Ray restarts it (max_restarts=-1)
+    wait_until_restarted(actor)
+
+    after = ray.get(actor.summary.remote(None, 1))
+    assert after.total.requests == 2  # r1, plus the stale pending row settled at restart
+    assert after.total.cost_usd == pytest.approx(0.0175)  # 'unknown' is charged its reservation
+    assert ray.get(actor.latency.remote("gpt-4o", 1)).samples == 1
+    db = sqlite3.connect(db_path)
+    try:
+        statuses = dict(db.execute("SELECT request_id, status FROM agent_token_usage").fetchall())
+    finally:
+        db.close()
+    assert statuses == {"r1": "ok", "stale": "unknown"}
