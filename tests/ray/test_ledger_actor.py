@@ -3,6 +3,7 @@ and a killed actor restarts on the same SQLite file with every committed row (a 
 row is settled as 'unknown' by the restarted actor)."""
 from __future__ import annotations
 
+import os
 import sqlite3
 import time
 import uuid
@@ -36,22 +37,27 @@ def cluster():
 def ledger(cluster, tmp_path):
     db_path = str(tmp_path / "ledger.sqlite3")
     name = f"ledger-{uuid.uuid4().hex[:8]}"
-    actor = ray.remote(LedgerActor).options(**ledger_actor_options(name)).remote(db_path, request_timeout_s=60.0)
+    options = {**ledger_actor_options(name), "lifetime": None}  # not detached: dies with the test driver
+    actor = ray.remote(LedgerActor).options(**options).remote(db_path, request_timeout_s=60.0)
     ray.get(actor.__ray_ready__.remote())
     yield actor, db_path
     ray.kill(actor, no_restart=True)
 
 
-def wait_until_restarted(actor, timeout_s: float = 60.0) -> None:
-    """Block on the restarted actor's readiness (calls to the dying instance fail fast)."""
+def actor_pid(actor) -> int:
+    return ray.get(actor.__ray_call__.remote(lambda self: os.getpid()))
+
+
+def wait_for_new_instance(actor, old_pid: int, timeout_s: float = 60.0) -> None:
+    """Block until a restarted instance answers (the dying one may answer first, or fail)."""
     deadline = time.monotonic() + timeout_s
-    while True:
+    while time.monotonic() < deadline:
         try:
-            ray.get(actor.__ray_ready__.remote(), timeout=timeout_s)
-            return
-        except ray.exceptions.RayActorError:
-            if time.monotonic() > deadline:
-                raise
+            if actor_pid(actor) != old_pid:
+                return
+        except ray.exceptions.RayActorError:  # includes ActorUnavailableError while restarting
+            continue
+    raise TimeoutError("the ledger actor did not restart")
 
 
 def test_pending_finalize_report_round_trip_and_restart_keeps_rows(ledger):
@@ -78,8 +84,9 @@ def test_pending_finalize_report_round_trip_and_restart_keeps_rows(ledger):
     assert (summary.total.requests, summary.total.cost_usd, summary.total.total_tokens) == (1, 0.0075, 1500)
     assert [(m.platform, m.model) for m in summary.by_model] == [("openai", "gpt-4o")]
 
+    pid = actor_pid(actor)
     ray.kill(actor, no_restart=False)  # SIGKILL-style crash; Ray restarts it (max_restarts=-1)
-    wait_until_restarted(actor)
+    wait_for_new_instance(actor, pid)
 
     after = ray.get(actor.summary.remote(None, 1))
     assert after.total.requests == 2  # r1, plus the stale pending row settled at restart
