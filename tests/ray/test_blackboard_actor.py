@@ -3,6 +3,7 @@ Redis-backed sessions that survive an actor restart."""
 from __future__ import annotations
 
 import os
+import time
 import uuid
 
 import pytest
@@ -54,6 +55,23 @@ def redis_namespace():
     client.close()
 
 
+def _pid(_actor) -> int:
+    return os.getpid()
+
+
+def _wait_for_restart(actor, old_pid: int, timeout_s: float = 60.0) -> int:
+    """Poll the actor's pid until a new process answers (ray.kill lands asynchronously)."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            pid = ray.get(actor.__ray_call__.remote(_pid), timeout=timeout_s)
+        except (ray.exceptions.ActorUnavailableError, ray.exceptions.RayActorError):
+            continue
+        if pid != old_pid:
+            return pid
+    pytest.fail(f"the actor did not restart within {timeout_s} s")
+
+
 def _start(redis_url, namespace, **kwargs):
     name = f"blackboard-{uuid.uuid4().hex[:8]}"
     actor = BlackboardActor.options(**blackboard_actor_options(name=name)).remote(
@@ -96,14 +114,12 @@ def test_redis_backed_sessions_survive_an_actor_restart(cluster, redis_namespace
         assert ray.get(actor.backend.remote()) == "redis"
         written = [ray.get(actor.write.remote("review-1", {**ENTRY, "insight": str(i)}))
                    for i in range(3)]
-        pid_before = ray.get(actor.__ray_call__.remote(lambda self: os.getpid()))
+        pid_before = ray.get(actor.__ray_call__.remote(_pid))
 
         ray.kill(actor, no_restart=False)
+        _wait_for_restart(actor, pid_before)
 
-        # reads are retried across the restart (max_task_retries on read methods)
         assert ray.get(actor.read_all.remote("review-1"), timeout=60) == written
-        pid_after = ray.get(actor.__ray_call__.remote(lambda self: os.getpid()), timeout=60)
-        assert pid_after != pid_before  # it really is a new process
         assert ray.get(actor.sessions.remote()) == ["review-1"]
         ray.get(actor.write.remote("review-1", ENTRY))
         assert len(ray.get(actor.read_all.remote("review-1"))) == 4
