@@ -3,7 +3,8 @@
 With `redis_url` the sessions live in Redis, so they survive an actor restart and every actor
 in the cluster sees the same sessions; without it they live in the actor's memory and a restart
 loses them. Writes and clears are never retried by Ray (at-most-once); reads are idempotent and
-retried across a restart.
+retried until the restarted actor answers (a small fixed count runs out while the new worker
+process starts), so callers bound them with their own `ray.get(..., timeout=...)`.
 """
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from blackboard.models import Entry, EntryFields, Limits
 from blackboard.store import RedisStore, make_store
 from providers.clock import SYSTEM_CLOCK, Clock
 
-READ_RETRIES = 3
+READ_RETRIES = -1  # until the restarted actor answers
 
 
 def blackboard_actor_options(
