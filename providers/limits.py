@@ -309,7 +309,7 @@ class LimitState:
             if reservation is not None:
                 return reservation
             until, dimension = self._time_bound(tokens, now)
-            if until > deadline:
+            if until > deadline or until == math.inf:
                 raise LimitExceeded(until, dimension)
             if until <= now:  # only the in-flight limit blocks: wait for a release
                 if now >= deadline:
