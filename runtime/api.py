@@ -96,7 +96,7 @@ def create_api(services: Services) -> FastAPI:
         plan = plan_for_use_case(cfg, catalog, use_case, priority, n_in, max_tokens)
         plan = constrain(plan, cfg, catalog, n_in, max_tokens, body.max_cost_usd)
         ctx = CallContext(user_id=who.user_id, key_id=who.key_id, endpoint="/api/ai/route", use_case=use_case)
-        routed = await gateway.complete(plan, request, ctx, gateway.deadline(body.deadline_ms))
+        routed = await gateway.complete(plan, request, ctx, gateway.deadline(body.deadline_ms), body.cache)
         resp = routed.response
         result = RouteResult(
             request_id=request.request_id,
@@ -114,6 +114,7 @@ def create_api(services: Services) -> FastAPI:
             attempts=routed.attempts,
             fallback_used=routed.fallback_used,
             finish_reason=resp.finish_reason,
+            cache=routed.cache,
         )
         return JSONResponse(result.model_dump(), headers=switchboard_headers(routed, request.request_id))
 
@@ -142,14 +143,14 @@ def create_api(services: Services) -> FastAPI:
         )
         deadline = gateway.deadline(body.deadline_ms)
         if body.stream:
-            opened, events = await gateway.stream(plan, request, ctx, deadline)
+            opened, events = await gateway.stream(plan, request, ctx, deadline, body.cache)
             include_usage = bool(body.stream_options and body.stream_options.include_usage)
             return StreamingResponse(
                 sse_chunks(opened, events, request.request_id, include_usage),
                 media_type="text/event-stream",
                 headers=stream_headers(opened, request.request_id),
             )
-        routed = await gateway.complete(plan, request, ctx, deadline)
+        routed = await gateway.complete(plan, request, ctx, deadline, body.cache)
         return JSONResponse(
             completion_object(routed, request.request_id, body.model),
             headers=switchboard_headers(routed, request.request_id),
@@ -183,6 +184,12 @@ def create_api(services: Services) -> FastAPI:
         cards = [ModelCard(id=name, owned_by="switchboard") for name in virtual_models(cfg)]
         cards += [ModelCard(id=m.id, owned_by=m.platform) for m in catalog.live()]
         return ModelList(data=cards)
+
+    @app.get("/api/ai/cache/stats", tags=["cache"])
+    async def cache_stats(who: Principal = Depends(principal)) -> dict[str, Any]:
+        if gateway.cache is None:
+            return {"enabled": False}
+        return {"enabled": True, **(await gateway.cache.stats()).as_dict()}
 
     @app.get("/api/ai/costs/summary", tags=["finops"])
     async def costs_summary(who: Principal = Depends(principal)) -> dict[str, Any]:

@@ -123,6 +123,7 @@ def start(
             admin_digest=key_digest(admin.value),
             simulated=plan.simulated,
             simulator_url=simulator.url if simulator else None,
+            redis_url=settings.redis_url,
         )
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         actors = start_actors(config, boot, plan, env, str(settings.data_dir / "ledger.sqlite3"))

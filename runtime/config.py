@@ -65,6 +65,17 @@ class EnsembleSection(_Strict):
     max_members: int = Field(default=5, ge=1, le=10)
 
 
+class CacheSection(_Strict):
+    enabled: bool = True
+    ttl_s: float = Field(default=86400.0, gt=0)
+    max_temperature: float = Field(default=0.3, ge=0)
+    shared: bool = False  # one cache for all tenants (off: keyed by the API key's owner)
+    semantic_use_cases: list[Literal["chat", "code", "reasoning", "analysis", "bulk"]] = []
+    semantic_threshold: float = Field(default=0.97, gt=0, le=1)
+    front_entries: int = Field(default=1024, gt=0)
+    redis_namespace: str = "cache"
+
+
 class ServerSection(_Strict):
     request_timeout_s: float = Field(default=120.0, gt=0)
     default_use_case: Literal["chat", "code", "reasoning", "analysis", "bulk"] = "chat"
@@ -79,6 +90,7 @@ class Config(_Strict):
     providers: dict[str, ProviderEntry]
     server: ServerSection = ServerSection()
     ensemble: EnsembleSection = EnsembleSection()
+    cache: CacheSection = CacheSection()
 
     @field_validator("chains")
     @classmethod

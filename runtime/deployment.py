@@ -20,7 +20,12 @@ from providers.types import (
 )
 from runtime.api import Services, create_api
 from runtime.auth import Authenticator
-from runtime.config import load_config
+from runtime.cache import CachePolicy, ResponseCache
+from runtime.cache_backends import open_store
+from runtime.config import Config, load_config
+from runtime.embed import BatchingEmbedder, Embedder
+from runtime.metrics import GatewayMetrics
+from runtime.semantic import SemanticCache
 from runtime.gateway import Gateway
 from runtime.ledger_store import FinalRow
 from runtime.router import Router
@@ -39,6 +44,7 @@ class BootInfo:
     admin_digest: str
     simulated: tuple[str, ...]
     simulator_url: str | None
+    redis_url: str | None = None
 
 
 class RayProviderPool:
@@ -78,6 +84,19 @@ class RayLedgerClient:
         await self._handle.record.remote(row)
 
 
+async def open_response_cache(config: Config, boot: BootInfo) -> ResponseCache:
+    """The replica's cache: an LRU front over the shared store (the Cache actor, or Redis when
+    REDIS_URL is set), with the semantic layer ready for requests that opt in (the embedding
+    model loads on first use)."""
+    c = config.cache
+    store = await open_store(redis_url=boot.redis_url, ray_namespace=boot.namespace, redis_namespace=c.redis_namespace)
+    semantic = SemanticCache(store, BatchingEmbedder(Embedder()), threshold=c.semantic_threshold)
+    await semantic.start()
+    policy = CachePolicy(ttl_s=c.ttl_s, max_temperature=c.max_temperature, shared=c.shared,
+                         semantic_use_cases=frozenset(c.semantic_use_cases))
+    return ResponseCache(store, policy=policy, semantic=semantic, front_entries=c.front_entries)
+
+
 @serve.deployment(
     name="gateway",
     ray_actor_options={"num_cpus": 0.1},
@@ -87,20 +106,23 @@ class RayLedgerClient:
 )
 @serve.ingress()
 class GatewayDeployment:
-    def __init__(self, boot: BootInfo) -> None:
+    async def __init__(self, boot: BootInfo) -> None:
         self.boot = boot
         self.config = load_config(boot.config_path)
         self.catalog = self.config.catalog()
         ns = boot.namespace
         self.providers = {p: ray.get_actor(provider_actor_name(p), namespace=ns) for p in self.config.platforms}
         self.ledger = ray.get_actor(LEDGER_ACTOR_NAME, namespace=ns)
-        ray.get([h.__ray_ready__.remote() for h in (*self.providers.values(), self.ledger)])
+        await asyncio.gather(*(h.__ray_ready__.remote() for h in (*self.providers.values(), self.ledger)))
+        self.metrics = GatewayMetrics()
         self.gateway = Gateway(
             config=self.config,
             catalog=self.catalog,
             router=Router(RayProviderPool(self.providers)),
             ledger=RayLedgerClient(self.ledger),
             row_factory=FinalRow,
+            metrics=self.metrics,
+            cache=await open_response_cache(self.config, boot) if self.config.cache.enabled else None,
         )
 
     def __serve_build_asgi_app__(self):
@@ -112,6 +134,7 @@ class GatewayDeployment:
                 auth=Authenticator(self.boot.admin_digest),
                 health=self.health,
                 costs_summary=self.costs_summary,
+                metrics=self.metrics,
             )
         )
 

@@ -8,11 +8,12 @@ seen so far (prompt estimate + output estimated from the text delivered).
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, AsyncIterator, Protocol
 
 from providers.catalog import Catalog
-from providers.types import ChatRequest, ProviderError, StreamEvent, Usage
+from providers.types import ChatRequest, ChatResponse, ProviderError, StreamEvent, Usage
+from runtime.cache import CachedAnswer
 from runtime.config import Config
 from runtime.metrics import Metrics, NullMetrics
 from runtime.router import AllProvidersFailed, ClientRequestError, RoutedResponse, RoutedStream, Router
@@ -50,6 +51,7 @@ class Outcome:
     attempts: int
     latency_ms: float
     error_kind: str | None = None
+    saved_usd: float = 0.0
 
 
 @dataclass
@@ -60,6 +62,7 @@ class Gateway:
     ledger: LedgerClient
     row_factory: Any  # runtime.ledger_store.FinalRow (a dict in unit tests)
     metrics: Metrics = field(default_factory=NullMetrics)
+    cache: Any = None  # runtime.cache.ResponseCache, or None for no caching
 
     def deadline(self, deadline_ms: int | None = None) -> float:
         timeout_s = self.config.server.request_timeout_s
@@ -68,8 +71,17 @@ class Gateway:
         return time.time() + timeout_s
 
     async def complete(
-        self, plan: RoutePlan, request: ChatRequest, ctx: CallContext, deadline: float
+        self,
+        plan: RoutePlan,
+        request: ChatRequest,
+        ctx: CallContext,
+        deadline: float,
+        cache_mode: str | None = None,
     ) -> RoutedResponse:
+        started = time.perf_counter()
+        lookup = await self._lookup(plan, request, ctx, cache_mode)
+        if lookup is not None and lookup.hit:
+            return await self._serve_hit(plan, request, ctx, lookup, started)
         try:
             routed = await self.router.execute(plan, request, deadline)
         except (AllProvidersFailed, ClientRequestError) as exc:
@@ -79,38 +91,85 @@ class Gateway:
         outcome = Outcome(r.platform, r.model, r.usage, routed.cost_usd, "ok", routed.fallback_used,
                           routed.attempts, routed.latency_ms)
         await self.ledger.record(self._row(plan, request, ctx, outcome))
+        if lookup is not None:
+            await self._keep(lookup, r, routed.cost_usd)
+            routed = replace(routed, cache="miss")
         return routed
 
+    async def _lookup(self, plan: RoutePlan, request: ChatRequest, ctx: CallContext, mode: str | None):
+        if self.cache is None or mode == "off":
+            return None
+        lookup = await self.cache.lookup(
+            request, route=plan.chain, tenant=ctx.user_id, mode=mode, use_case=ctx.use_case or plan.use_case
+        )
+        if lookup.key is None:
+            return None
+        self.metrics.cache(lookup.hit, lookup.source or "exact", lookup.answer.cost_usd if lookup.hit else 0.0)
+        return lookup
+
+    async def _keep(self, lookup, response: ChatResponse, cost_usd: float) -> None:
+        answer = CachedAnswer.from_response(response, cost_usd=cost_usd, created_at=time.time())
+        await self.cache.store(lookup, answer)
+
+    async def _serve_hit(self, plan, request, ctx, lookup, started: float) -> RoutedResponse:
+        a = lookup.answer
+        kind = "semantic" if lookup.source == "semantic" else "hit"
+        latency_ms = (time.perf_counter() - started) * 1000.0
+        outcome = Outcome(a.platform, a.model, a.usage, 0.0, "cached", False, 0, latency_ms, saved_usd=a.cost_usd)
+        await self.ledger.record(self._row(plan, request, ctx, outcome))
+        response = ChatResponse(a.text, a.usage, a.finish_reason, a.platform, a.model, latency_ms=latency_ms, attempts=0)
+        return RoutedResponse(response, plan.chain, 0.0, latency_ms, 0, False, (), kind)
+
     async def stream(
-        self, plan: RoutePlan, request: ChatRequest, ctx: CallContext, deadline: float
+        self,
+        plan: RoutePlan,
+        request: ChatRequest,
+        ctx: CallContext,
+        deadline: float,
+        cache_mode: str | None = None,
     ) -> tuple[RoutedStream, AsyncIterator[StreamEvent]]:
         """Open a routed stream (fallback happens here, before any byte reaches the client) and
         return it with an event iterator that records the ledger row when the stream ends."""
         started = time.perf_counter()
+        lookup = await self._lookup(plan, request, ctx, cache_mode)
+        if lookup is not None and lookup.hit:
+            hit = await self._serve_hit(plan, request, ctx, lookup, started)
+            return replayed(hit, self.catalog), replayed_events(hit)
         try:
             routed = await self.router.stream(plan, request, deadline)
         except (AllProvidersFailed, ClientRequestError) as exc:
             await self.ledger.record(self._row(plan, request, ctx, failed_outcome(exc)))
             raise
-        return routed, self._accounted(plan, request, ctx, routed, started)
+        if lookup is not None:
+            routed.cache = "miss"
+        return routed, self._accounted(plan, request, ctx, routed, started, lookup)
 
     async def _accounted(
-        self, plan: RoutePlan, request: ChatRequest, ctx: CallContext, routed: RoutedStream, started: float
+        self,
+        plan: RoutePlan,
+        request: ChatRequest,
+        ctx: CallContext,
+        routed: RoutedStream,
+        started: float,
+        lookup=None,
     ) -> AsyncIterator[StreamEvent]:
-        text_chars, usage, error_kind = 0, None, "client_disconnected"
+        text: list[str] = []
+        usage, finish, error_kind = None, None, "client_disconnected"
         try:
             async for event in routed.events:
                 if event.kind == "delta":
-                    text_chars += len(event.text)
+                    text.append(event.text)
                 else:
-                    usage, error_kind = event.usage, None
+                    usage, finish, error_kind = event.usage, event.finish_reason, None
                 yield event
         except ProviderError as err:
             error_kind = err.kind
             raise
         finally:
+            complete = usage is not None
             if usage is None:  # partial: charge what was (probably) consumed
                 prompt_chars = sum(len(m.content) for m in request.messages)
+                text_chars = sum(len(t) for t in text)
                 usage = Usage(prompt_chars // CHARS_PER_TOKEN_ESTIMATE,
                               -(-text_chars // CHARS_PER_TOKEN_ESTIMATE))
             outcome = Outcome(
@@ -120,9 +179,12 @@ class Gateway:
                 (time.perf_counter() - started) * 1000.0, error_kind,
             )
             await self.ledger.record(self._row(plan, request, ctx, outcome))
+            if lookup is not None and complete:
+                response = ChatResponse("".join(text), usage, finish or "stop", routed.platform, routed.model.id)
+                await self._keep(lookup, response, outcome.cost_usd)
 
     def _row(self, plan: RoutePlan, request: ChatRequest, ctx: CallContext, o: Outcome):
-        if o.status == "ok":
+        if o.status in ("ok", "cached"):
             self.metrics.upstream(o.platform, o.model, o.usage.input_tokens, o.usage.output_tokens,
                                   o.cost_usd, o.fallback_used)
         else:
@@ -146,8 +208,23 @@ class Gateway:
             attempts=o.attempts,
             latency_ms=o.latency_ms,
             error_kind=o.error_kind,
+            cache_hit=o.status == "cached",
+            saved_usd=o.saved_usd,
             created_at=time.time(),
         )
+
+
+def replayed(hit: RoutedResponse, catalog: Catalog) -> RoutedStream:
+    r = hit.response
+    return RoutedStream(r.platform, catalog.get(r.platform, r.model), hit.chain, 0, False, (),
+                        replayed_events(hit), hit.cache)
+
+
+async def replayed_events(hit: RoutedResponse) -> AsyncIterator[StreamEvent]:
+    """A cached answer replayed as a stream: its text, then the final event."""
+    r = hit.response
+    yield StreamEvent("delta", r.text)
+    yield StreamEvent("done", usage=r.usage, finish_reason=r.finish_reason)
 
 
 def failed_outcome(exc: AllProvidersFailed | ClientRequestError) -> Outcome:

@@ -25,6 +25,7 @@ def switchboard_headers(r: RoutedResponse, request_id: str) -> dict[str, str]:
         "x-switchboard-cost-usd": f"{r.cost_usd:.8f}",
         "x-switchboard-fallback": "true" if r.fallback_used else "false",
         "x-switchboard-attempts": str(r.attempts),
+        "x-switchboard-cache": r.cache,
     }
 
 
@@ -57,6 +58,7 @@ def completion_object(r: RoutedResponse, request_id: str, requested_model: str) 
             "latency_ms": round(r.latency_ms, 3),
             "attempts": r.attempts,
             "fallback_used": r.fallback_used,
+            "cache": r.cache,
         },
     }
 
@@ -74,6 +76,7 @@ def stream_headers(s: RoutedStream, request_id: str) -> dict[str, str]:
         "x-switchboard-chain": s.chain,
         "x-switchboard-fallback": "true" if s.fallback_used else "false",
         "x-switchboard-attempts": str(s.attempts),
+        "x-switchboard-cache": s.cache,
         "cache-control": "no-cache",
     }
 

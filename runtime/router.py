@@ -52,6 +52,7 @@ class RoutedResponse:
     attempts: int
     fallback_used: bool
     failures: tuple[Failure, ...] = ()
+    cache: str = "bypass"  # bypass | miss | hit | semantic
 
 
 @dataclass
@@ -66,6 +67,7 @@ class RoutedStream:
     fallback_used: bool
     failures: tuple[Failure, ...]
     events: AsyncIterator[StreamEvent]
+    cache: str = "bypass"
 
 
 class AllProvidersFailed(Exception):

@@ -6,6 +6,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 UseCase = Literal["chat", "code", "reasoning", "analysis", "bulk"]
+CacheMode = Literal["exact", "semantic", "off"]
 Priority = Literal["speed", "cost", "quality", "balanced"]
 
 MAX_QUERY_CHARS = 400_000
@@ -40,6 +41,7 @@ class RouteBody(_Body):
     max_tokens: int | None = Field(default=None, ge=1, le=MAX_TOKENS_CAP)
     max_cost_usd: float | None = Field(default=None, ge=0, description="only models whose estimated cost fits")
     deadline_ms: int | None = Field(default=None, ge=1, le=MAX_DEADLINE_MS)
+    cache: CacheMode | None = Field(default=None, description="exact | semantic (opt in) | off (opt out)")
 
 
 class UsageOut(BaseModel):
@@ -60,6 +62,7 @@ class RouteResult(BaseModel):
     attempts: int
     fallback_used: bool
     finish_reason: str
+    cache: str
 
 
 class TextPart(BaseModel):
@@ -112,6 +115,7 @@ class ChatCompletionBody(BaseModel):
     # Switchboard extensions (OpenAI SDKs send them with extra_body=...)
     max_cost_usd: float | None = Field(default=None, ge=0)
     deadline_ms: int | None = Field(default=None, ge=1, le=MAX_DEADLINE_MS)
+    cache: CacheMode | None = None
 
     def forbidden_field(self) -> str | None:
         return next((n for n in FORBIDDEN_FIELDS if n in (self.model_extra or {})), None)

@@ -154,3 +154,36 @@ def test_costs_summary_totals_by_model(app):
     assert r.status_code == 200
     body = r.json()
     assert body["total"]["requests"] >= 1
+
+
+def _ask(client, content, **extra):
+    return client.chat.completions.with_raw_response.create(
+        model="switchboard/chat-cost", temperature=0,
+        messages=[{"role": "user", "content": content}], **extra,
+    )
+
+
+def test_exact_cache_hit_costs_nothing_and_skips_the_simulator(app, client):
+    question = "List three uses of a bloom filter."
+    first = _ask(client, question)
+    before = sim_counts(app)
+    second = _ask(client, question)
+    assert (first.headers["x-switchboard-cache"], second.headers["x-switchboard-cache"]) == ("miss", "hit")
+    assert float(second.headers["x-switchboard-cost-usd"]) == 0.0
+    assert sim_counts(app) == before
+    assert second.parse().choices[0].message.content == first.parse().choices[0].message.content
+    rows = ledger_rows(app, [second.headers["x-switchboard-request-id"]])
+    assert list(rows.values())[0][2] == "cached"
+
+
+def test_paraphrase_hits_only_with_semantic_opt_in(app, client):
+    original = "How do I reverse a list in Python?"
+    paraphrase = "How can I reverse a Python list?"
+    _ask(client, original, extra_body={"cache": "semantic"})
+    assert _ask(client, paraphrase).headers["x-switchboard-cache"] == "miss"  # exact only
+    before = sim_counts(app)
+    hit = _ask(client, paraphrase + " ", extra_body={"cache": "semantic"})
+    assert hit.headers["x-switchboard-cache"] == "semantic"
+    assert sim_counts(app) == before
+    stats = httpx.get(f"{app.url}/api/ai/cache/stats", headers=auth_headers(), trust_env=False).json()
+    assert stats["semantic_hits"] >= 1 and stats["saved_usd"] > 0
