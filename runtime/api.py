@@ -3,57 +3,18 @@ deployment (runtime/deployment.py) hands this app its services; tests can too.""
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
-from typing import Any, Awaitable, Callable
+from typing import Any
 
 from fastapi import Depends, FastAPI, Request
-from fastapi.responses import JSONResponse, StreamingResponse
+from fastapi.responses import JSONResponse
 
-from providers.catalog import Catalog
-from providers.types import ChatRequest, Message, new_request_id
-from runtime.auth import Authenticator, Principal
-from runtime.config import Config
-from runtime.errors import ApiError, install_error_handlers
-from runtime.ensemble import run_ensemble
-from runtime.gateway import CallContext, Gateway
-from runtime.metrics import Metrics, NullMetrics
-from runtime.openai_format import (
-    completion_object,
-    messages_from_body,
-    sse_chunks,
-    stream_headers,
-    switchboard_headers,
-)
-from runtime.routing import constrain, plan_for_model_field, plan_for_use_case, virtual_models
-from runtime.schemas import (
-    ChatCompletionBody,
-    EnsembleBody,
-    EnsembleMemberOut,
-    EnsembleOut,
-    EnsembleSynthesisOut,
-    Health,
-    ModelCard,
-    ModelList,
-    RouteBody,
-    RouteResult,
-    UsageOut,
-)
+from runtime import routes_ai
+from runtime.auth import Principal
+from runtime.errors import install_error_handlers
+from runtime.schemas import Health
+from runtime.services import Services
 
-
-def estimate_tokens(text_chars: int) -> int:
-    """Cheap size estimate for route planning (the provider actor reserves exactly)."""
-    return max(1, text_chars // 4)
-
-
-@dataclass
-class Services:
-    config: Config
-    catalog: Catalog
-    gateway: Gateway
-    auth: Authenticator
-    health: Callable[[], Awaitable[Health]]
-    costs_summary: Callable[[str | None], Awaitable[dict[str, Any]]]
-    metrics: Metrics = field(default_factory=NullMetrics)
+__all__ = ["Services", "create_api"]
 
 
 def create_api(services: Services) -> FastAPI:
@@ -72,127 +33,17 @@ def create_api(services: Services) -> FastAPI:
         endpoint = getattr(route, "path", "unmatched")
         services.metrics.request(endpoint, response.status_code, (time.perf_counter() - started) * 1000.0)
         return response
-    cfg, catalog, gateway = services.config, services.catalog, services.gateway
 
-    async def principal(request: Request) -> Principal:
-        return await services.auth.authenticate(request)
+    principal = services.principal()
 
     @app.get("/healthz", response_model=Health, tags=["ops"])
     async def healthz() -> JSONResponse:
         health = await services.health()
         return JSONResponse(health.model_dump(), status_code=200 if health.status == "ok" else 503)
 
-    @app.post("/api/ai/route", response_model=RouteResult, tags=["routing"])
-    async def route(body: RouteBody, who: Principal = Depends(principal)) -> JSONResponse:
-        use_case = body.use_case or cfg.server.default_use_case
-        priority = body.priority or cfg.server.default_priority
-        max_tokens = body.max_tokens or cfg.server.default_max_tokens
-        messages = ((Message("system", body.system_prompt),) if body.system_prompt else ()) + (
-            Message("user", body.query),
-        )
-        request = ChatRequest(messages=messages, max_tokens=max_tokens, temperature=body.temperature)
-        chars = len(body.query) + len(body.system_prompt or "")
-        n_in = estimate_tokens(chars)
-        plan = plan_for_use_case(cfg, catalog, use_case, priority, n_in, max_tokens)
-        plan = constrain(plan, cfg, catalog, n_in, max_tokens, body.max_cost_usd)
-        ctx = CallContext(user_id=who.user_id, key_id=who.key_id, endpoint="/api/ai/route", use_case=use_case)
-        routed = await gateway.complete(plan, request, ctx, gateway.deadline(body.deadline_ms), body.cache)
-        resp = routed.response
-        result = RouteResult(
-            request_id=request.request_id,
-            text=resp.text,
-            platform=resp.platform,
-            model=resp.model,
-            chain=routed.chain,
-            usage=UsageOut(
-                input_tokens=resp.usage.input_tokens,
-                output_tokens=resp.usage.output_tokens,
-                total_tokens=resp.usage.total_tokens,
-            ),
-            cost_usd=routed.cost_usd,
-            latency_ms=round(routed.latency_ms, 3),
-            attempts=routed.attempts,
-            fallback_used=routed.fallback_used,
-            finish_reason=resp.finish_reason,
-            cache=routed.cache,
-        )
-        return JSONResponse(result.model_dump(), headers=switchboard_headers(routed, request.request_id))
-
-    @app.post("/v1/chat/completions", tags=["openai"])
-    async def chat_completions(body: ChatCompletionBody, who: Principal = Depends(principal)):
-        forbidden = body.forbidden_field()
-        if forbidden:
-            raise ApiError(400, "forbidden_field", f"{forbidden!r} cannot be set by clients", field=forbidden)
-        messages = messages_from_body(body)
-        max_tokens = body.output_limit or cfg.server.default_max_tokens
-        request = ChatRequest(
-            messages=messages,
-            max_tokens=max_tokens,
-            temperature=body.temperature,
-            top_p=body.top_p,
-            stop=body.stops,
-            response_format=body.response_format.type if body.response_format else "text",
-            request_id=new_request_id(),
-        )
-        chars = sum(len(m.content) for m in messages)
-        n_in = estimate_tokens(chars)
-        plan = plan_for_model_field(cfg, catalog, body.model, n_in, max_tokens)
-        plan = constrain(plan, cfg, catalog, n_in, max_tokens, body.max_cost_usd)
-        ctx = CallContext(
-            user_id=who.user_id, key_id=who.key_id, endpoint="/v1/chat/completions", use_case=plan.use_case
-        )
-        deadline = gateway.deadline(body.deadline_ms)
-        if body.stream:
-            opened, events = await gateway.stream(plan, request, ctx, deadline, body.cache)
-            include_usage = bool(body.stream_options and body.stream_options.include_usage)
-            return StreamingResponse(
-                sse_chunks(opened, events, request.request_id, include_usage),
-                media_type="text/event-stream",
-                headers=stream_headers(opened, request.request_id),
-            )
-        routed = await gateway.complete(plan, request, ctx, deadline, body.cache)
-        return JSONResponse(
-            completion_object(routed, request.request_id, body.model),
-            headers=switchboard_headers(routed, request.request_id),
-        )
-
-    @app.post("/api/ai/ensemble", response_model=EnsembleOut, tags=["routing"])
-    async def ensemble(body: EnsembleBody, who: Principal = Depends(principal)) -> EnsembleOut:
-        members = body.models or cfg.ensemble.default_members
-        if len(members) > cfg.ensemble.max_members:
-            raise ApiError(422, "invalid_request", f"at most {cfg.ensemble.max_members} members", field="models")
-        ctx = CallContext(user_id=who.user_id, key_id=who.key_id, endpoint="/api/ai/ensemble")
-        result = await run_ensemble(
-            gateway, body.query, members, body.system_prompt, ctx,
-            gateway.deadline(body.deadline_ms), body.max_tokens or cfg.server.default_max_tokens,
-        )
-        s = result.synthesis
-        return EnsembleOut(
-            answer=result.answer,
-            members=[EnsembleMemberOut(
-                platform=m.platform, model=m.model, ok=m.ok, text=m.text, error=m.error,
-                cost_usd=m.cost_usd, latency_ms=round(m.latency_ms, 3)) for m in result.members],
-            synthesis=EnsembleSynthesisOut(
-                platform=s.response.platform, model=s.response.model, chain=s.chain, cost_usd=s.cost_usd,
-                latency_ms=round(s.latency_ms, 3), fallback_used=s.fallback_used),
-            total_cost_usd=result.total_cost_usd,
-            latency_ms=round(result.latency_ms, 3),
-        )
-
-    @app.get("/v1/models", response_model=ModelList, tags=["openai"])
-    async def list_models(who: Principal = Depends(principal)) -> ModelList:
-        cards = [ModelCard(id=name, owned_by="switchboard") for name in virtual_models(cfg)]
-        cards += [ModelCard(id=m.id, owned_by=m.platform) for m in catalog.live()]
-        return ModelList(data=cards)
-
-    @app.get("/api/ai/cache/stats", tags=["cache"])
-    async def cache_stats(who: Principal = Depends(principal)) -> dict[str, Any]:
-        if gateway.cache is None:
-            return {"enabled": False}
-        return {"enabled": True, **(await gateway.cache.stats()).as_dict()}
-
     @app.get("/api/ai/costs/summary", tags=["finops"])
-    async def costs_summary(who: Principal = Depends(principal)) -> dict[str, Any]:
+    async def costs_summary(who: Principal = Depends(principal)) -> Any:
         return await services.costs_summary(None if who.is_admin else who.user_id)
 
+    app.include_router(routes_ai.router(services))
     return app

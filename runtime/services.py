@@ -1,0 +1,44 @@
+"""What the HTTP routers are given: configuration and the per-replica services. Each area's
+routes live in their own module (`runtime/routes_*.py`, `agents/http.py`) as an APIRouter built
+from these services; `runtime/api.py` assembles them."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Awaitable, Callable
+
+from fastapi import Request
+
+from providers.catalog import Catalog
+from runtime.auth import Authenticator, Principal
+from runtime.config import Config
+from runtime.gateway import Gateway
+from runtime.metrics import Metrics, NullMetrics
+from runtime.schemas import Health
+
+
+@dataclass
+class Services:
+    config: Config
+    catalog: Catalog
+    gateway: Gateway
+    auth: Authenticator
+    health: Callable[[], Awaitable[Health]]
+    costs_summary: Callable[[str | None], Awaitable[Any]]
+    metrics: Metrics = field(default_factory=NullMetrics)
+    #: the Ledger actor (or a stand-in with the same async methods), for FinOps routes
+    ledger: Any = None
+    #: the Coordinator actor (or a stand-in), for the agent pipelines
+    coordinator: Any = None
+
+    def principal(self) -> Callable[[Request], Awaitable[Principal]]:
+        """A FastAPI dependency that authenticates the caller."""
+
+        async def dependency(request: Request) -> Principal:
+            return await self.auth.authenticate(request)
+
+        return dependency
+
+
+def estimate_tokens(text_chars: int) -> int:
+    """Cheap size estimate for route planning (the provider actor reserves exactly)."""
+    return max(1, text_chars // 4)
