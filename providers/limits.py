@@ -42,11 +42,12 @@ import asyncio
 import math
 from bisect import bisect_right
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
 from providers.catalog import ModelSpec
 from providers.clock import SYSTEM_CLOCK, Clock
 from providers.types import SwitchboardError
+from providers.wire.ratelimit import RateLimitInfo
 
 MINUTE_S = 60.0
 DAY_S = 86_400.0
@@ -65,18 +66,6 @@ class Limits:
     @classmethod
     def of(cls, spec: ModelSpec) -> "Limits":
         return cls(spec.rpm, spec.tpm, spec.rpd, spec.max_in_flight)
-
-
-class RateLimitInfo(Protocol):
-    """What a vendor's rate-limit headers say (providers/wire/ratelimit.py). Every attribute is
-    optional: a missing one is read as None. `*_reset_s` = seconds until the capacity is back."""
-
-    requests_limit: int | None
-    requests_remaining: int | None
-    requests_reset_s: float | None
-    tokens_limit: int | None
-    tokens_remaining: int | None
-    tokens_reset_s: float | None
 
 
 class LimitExceeded(SwitchboardError):
@@ -343,25 +332,16 @@ class LimitState:
 
     # -- learning from the upstream ----------------------------------------------------------
 
-    def observe_headers(self, info: Any, now: float) -> None:
+    def observe_headers(self, info: RateLimitInfo, now: float) -> None:
         """Tighten from a response's rate-limit headers: a lower upstream limit replaces the
         catalog's (never a higher one), and `limit - remaining` is a floor on the window's usage
         until the reset (capped at the window). The requests figures go to requests/min or
         requests/day, whichever catalog limit is closer to the header's limit (Groq reports its
         daily requests there)."""
-        req_limit = getattr(info, "requests_limit", None)
-        self._requests_dimension(req_limit).observe(
-            req_limit,
-            getattr(info, "requests_remaining", None),
-            getattr(info, "requests_reset_s", None),
-            now,
+        self._requests_dimension(info.limit_requests).observe(
+            info.limit_requests, info.remaining_requests, info.reset_requests_s, now
         )
-        self._dims[1].observe(
-            getattr(info, "tokens_limit", None),
-            getattr(info, "tokens_remaining", None),
-            getattr(info, "tokens_reset_s", None),
-            now,
-        )
+        self._dims[1].observe(info.limit_tokens, info.remaining_tokens, info.reset_tokens_s, now)
         self._notify()  # a higher (still <= catalog) limit may admit a waiter
 
     def cool_down(self, until: float) -> None:

@@ -6,9 +6,10 @@ import asyncio
 import math
 import pickle
 import random
-from types import SimpleNamespace
 
 import pytest
+
+from providers.wire.ratelimit import RateLimitInfo
 
 from providers.catalog import ModelSpec
 from providers.clock import FakeClock
@@ -161,10 +162,10 @@ def test_headers_tighten_but_never_loosen_beyond_the_catalog():
     clock = FakeClock()
     limits = make(clock, rpm=10, tpm=1_000)
     now = clock.monotonic()
-    limits.observe_headers(SimpleNamespace(requests_limit=5, tokens_limit=5_000), now)
+    limits.observe_headers(RateLimitInfo(limit_requests=5, limit_tokens=5_000), now)
     report = limits.headroom(now)
     assert report["rpm"]["limit"] == 5 and report["tpm"]["limit"] == 1_000
-    limits.observe_headers(SimpleNamespace(requests_limit=8), now)
+    limits.observe_headers(RateLimitInfo(limit_requests=8), now)
     assert limits.headroom(now)["rpm"]["limit"] == 8
 
 
@@ -172,7 +173,7 @@ def test_remaining_from_headers_is_a_floor_until_the_reset():
     clock = FakeClock()
     limits = make(clock, tpm=1_000)
     now = clock.monotonic()
-    info = SimpleNamespace(tokens_limit=1_000, tokens_remaining=100, tokens_reset_s=0.5)
+    info = RateLimitInfo(limit_tokens=1_000, remaining_tokens=100, reset_tokens_s=0.5)
     limits.observe_headers(info, now)  # someone else used 900: we had not sent a thing
     assert limits.headroom(now)["tpm"]["used"] == 900
     assert limits.try_acquire(200, now) is None
@@ -184,7 +185,7 @@ def test_reset_longer_than_the_window_is_capped_at_the_window():
     clock = FakeClock()
     limits = make(clock, rpm=10)
     now = clock.monotonic()
-    limits.observe_headers(SimpleNamespace(requests_limit=10, requests_remaining=0, requests_reset_s=600), now)
+    limits.observe_headers(RateLimitInfo(limit_requests=10, remaining_requests=0, reset_requests_s=600), now)
     assert limits.when_available(1, now) == now + W
 
 
@@ -192,7 +193,7 @@ def test_daily_request_headers_go_to_the_daily_dimension():
     clock = FakeClock()
     limits = make(clock, rpm=30, rpd=14_400)  # Groq reports requests per day in its headers
     now = clock.monotonic()
-    info = SimpleNamespace(requests_limit=14_400, requests_remaining=14_000, requests_reset_s=10.0)
+    info = RateLimitInfo(limit_requests=14_400, remaining_requests=14_000, reset_requests_s=10.0)
     limits.observe_headers(info, now)
     report = limits.headroom(now)
     assert report["rpd"]["used"] == 400 and report["rpm"]["used"] == 0
