@@ -20,6 +20,7 @@ from runtime.settings import Settings
 from runtime.simulator_process import SimulatorProcess
 
 APP_NAME = "switchboard"
+LEDGER_FILE = "ledger.sqlite3"
 
 
 @dataclass
@@ -77,6 +78,8 @@ def init_ray(settings: Settings, **overrides: Any) -> None:
 def start_actors(
     config: Config, boot: BootInfo, plan: EndpointPlan, env: Mapping[str, str], db_path: str
 ) -> dict[str, Any]:
+    """The named, detached actors (providers, ledger); existing ones are reused (get_if_exists),
+    so a redeploy or a second builder finds the same instances."""
     actors: dict[str, Any] = {}
     for platform in config.platforms:
         key_env = config.providers[platform].api_key_env
@@ -97,6 +100,37 @@ def start_actors(
     return actors
 
 
+@dataclass(frozen=True)
+class Prepared:
+    """What a Serve application needs before it is bound: the replicas' BootInfo (no secrets),
+    the admin key (for the banner) and the named actors already answering."""
+
+    config: Config
+    admin_key: AdminKey
+    boot: BootInfo
+    actors: dict[str, Any]
+
+
+def prepare(
+    settings: Settings, config: Config, env: Mapping[str, str], simulator_url: str | None
+) -> Prepared:
+    """Shared by `start` (embedded) and `runtime.serve_app.build` (`serve deploy`): admin key,
+    endpoint plan, BootInfo and the named actors. Ray must be initialized."""
+    admin = load_or_create_admin_key(settings.data_dir, settings.admin_key)
+    plan = resolve_endpoints(config, env, simulator_url)
+    boot = BootInfo(
+        namespace=settings.namespace,
+        config_path=settings.config_path,
+        admin_digest=key_digest(admin.value),
+        simulated=plan.simulated,
+        simulator_url=simulator_url if plan.simulated else None,
+        redis_url=settings.redis_url,
+    )
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    actors = start_actors(config, boot, plan, env, str(settings.data_dir / LEDGER_FILE))
+    return Prepared(config, admin, boot, actors)
+
+
 def start(
     settings: Settings,
     *,
@@ -108,7 +142,6 @@ def start(
 ) -> RunningApp:
     env = os.environ if env is None else env
     config = load_config(settings.config_path)
-    admin = load_or_create_admin_key(settings.data_dir, settings.admin_key)
     simulator = None
     if simulated_platforms(config, env):
         simulator = SimulatorProcess.start(
@@ -116,20 +149,11 @@ def start(
         )
     try:
         init_ray(settings, **dict(ray_init or {}))
-        plan = resolve_endpoints(config, env, simulator.url if simulator else None)
-        boot = BootInfo(
-            namespace=settings.namespace,
-            config_path=settings.config_path,
-            admin_digest=key_digest(admin.value),
-            simulated=plan.simulated,
-            simulator_url=simulator.url if simulator else None,
-            redis_url=settings.redis_url,
-        )
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
-        actors = start_actors(config, boot, plan, env, str(settings.data_dir / "ledger.sqlite3"))
+        prepared = prepare(settings, config, env, simulator.url if simulator else None)
         serve.start(http_options={"host": settings.host, "port": settings.port})
         serve.run(
-            GatewayDeployment.bind(boot), name=app_name, route_prefix=route_prefix, blocking=False
+            GatewayDeployment.bind(prepared.boot), name=app_name, route_prefix=route_prefix,
+            blocking=False,
         )
     except BaseException:
         if simulator is not None:
@@ -137,8 +161,8 @@ def start(
         raise
     prefix = "" if route_prefix == "/" else route_prefix
     return RunningApp(
-        settings, config, admin, boot, f"http://{settings.host}:{settings.port}{prefix}",
-        simulator, actors, app_name,
+        settings, config, prepared.admin_key, prepared.boot,
+        f"http://{settings.host}:{settings.port}{prefix}", simulator, prepared.actors, app_name,
     )
 
 
