@@ -1,28 +1,42 @@
-"""ProviderActor: one named async Ray actor per platform. It owns the platform's HTTP client
-and (issue 4) its per-model limits and breakers, and makes the upstream call itself, so one
-actor hop covers one attempt and the platform's protection is exact cluster-wide.
+"""ProviderActor: one named async Ray actor per platform. It owns the platform's HTTP client,
+its per-model limits and breakers (providers/guard.py), the one retry loop and the retry budget,
+and makes the upstream call itself: one actor hop per request, protection exact cluster-wide.
 
-The actor returns values, never raises, for expected outcomes: a `ChatResponse` or a
-`ProviderError` (the taxonomy in providers/types.py).
+Expected outcomes are values, never exceptions: a `ChatResponse`, a `ProviderError` (upstream
+failure after retries), or a `Refusal` (not sent: rate-limited until t, breaker open until t,
+key disabled). The router skips refusals at once.
 """
 from __future__ import annotations
 
 import os
-import time
+import random
+from dataclasses import replace
 from typing import Any
 
+import structlog
+
+from providers.breaker import BreakerConfig
 from providers.catalog import ModelSpec
 from providers.clock import SYSTEM_CLOCK, Clock
 from providers.endpoints import SIMULATOR_KEY
+from providers.guard import Admission, ModelGuard
+from providers.retry import RetryBudget, RetryPolicy
+from providers.tokens import reservation_tokens, warm_up
 from providers.transport import Transport, new_http_client
-from providers.wire import Endpoint
 from providers.types import (
+    AuthenticationError,
+    BadRequestError,
     ChatRequest,
     ChatResponse,
     ModelNotFoundError,
+    OutOfCreditError,
+    PlatformDisabledRefusal,
     ProviderError,
+    Refusal,
     UpstreamTimeoutError,
 )
+from providers.wire import Endpoint
+from providers.wire.ratelimit import parse_rate_limit_headers
 from runtime.config import Config
 
 
@@ -42,6 +56,15 @@ def provider_actor_options(platform: str, namespace: str) -> dict[str, Any]:
     }
 
 
+def _was_restarted() -> bool:
+    try:
+        import ray
+
+        return ray.get_runtime_context().was_current_actor_reconstructed
+    except Exception:  # not inside a Ray actor (unit tests)
+        return False
+
+
 class ProviderActor:
     """Plain class; `ray.remote(ProviderActor).options(**provider_actor_options(...))` makes the
     actor. Usable without Ray in tests."""
@@ -53,6 +76,7 @@ class ProviderActor:
         base_url: str,
         simulated: bool = False,
         clock: Clock = SYSTEM_CLOCK,
+        restarted: bool | None = None,
     ) -> None:
         entry = config.providers[platform]
         # The key is read here, in the actor's own process environment; it never travels as an
@@ -60,75 +84,144 @@ class ProviderActor:
         api_key = SIMULATOR_KEY if simulated else os.environ.get(entry.api_key_env, "")
         self.platform = platform
         self.simulated = simulated
-        self.endpoint = Endpoint(
-            platform=platform,
-            protocol=entry.protocol,
-            base_url=base_url,
-            api_key=api_key,
-            timeout_s=entry.timeout_s,
-            connect_timeout_s=entry.connect_timeout_s,
-        )
-        catalog = config.catalog()
-        self.models: dict[str, ModelSpec] = {m.id: m for m in catalog if m.platform == platform}
+        self.endpoint = Endpoint(platform, entry.protocol, base_url, api_key, entry.timeout_s, entry.connect_timeout_s)
         self._clock = clock
+        self._default_max_tokens = config.server.default_max_tokens
+        p = config.protection
+        settle = p.settle_on_restart and (_was_restarted() if restarted is None else restarted)
+        breaker = BreakerConfig(**p.breaker.model_dump())
+        self.models: dict[str, ModelSpec] = {m.id: m for m in config.catalog() if m.platform == platform}
+        self.guards = {
+            m.id: ModelGuard(m, clock, window_scale=p.window_scale, guard_s=p.guard_s, breaker=breaker, settle=settle)
+            for m in self.models.values()
+        }
+        self.retry = RetryPolicy(p.retry.max_attempts, p.retry.base_s, p.retry.cap_s, random.Random())
+        self.retry_budget = RetryBudget(p.retry.budget_ratio, p.retry.budget_min_retries, p.retry.budget_window_s)
+        self.disabled: ProviderError | None = None
         self._transport = Transport(self.endpoint, new_http_client())
-        self._counters = {"requests": 0, "ok": 0, "errors": 0}
+        self._counters = {"requests": 0, "upstream_attempts": 0, "ok": 0, "errors": 0, "refused": 0, "retries": 0}
+        self.settled_on_start = settle
+        warm_up()
 
     async def ready(self) -> dict[str, Any]:
         return {"platform": self.platform, "simulated": self.simulated}
 
-    async def complete(self, request: ChatRequest, deadline: float) -> ChatResponse | ProviderError:
-        """One admitted attempt on `request.model` (a catalog id of this platform), to be
-        finished before `deadline` (wall-clock seconds)."""
-        spec = self.models.get(request.model)
-        if spec is None:
-            return ModelNotFoundError(
-                f"{request.model!r} is not a model of {self.platform}",
-                platform=self.platform,
-                model=request.model,
-            )
-        budget_s = deadline - self._clock.time()
-        if budget_s <= 0:
-            return UpstreamTimeoutError("deadline passed before the call", platform=self.platform, model=spec.id)
-        self._counters["requests"] += 1
-        try:
-            response, _headers = await self._transport.complete(request, spec.id, budget_s)
-        except ProviderError as err:
-            self._counters["errors"] += 1
-            return err
-        self._counters["ok"] += 1
-        return response
+    # -- admission ---------------------------------------------------------------------------
 
-    async def stream(self, request: ChatRequest, deadline: float, idle_timeout_s: float = 30.0):
-        """Stream one attempt as `StreamEvent`s. Ends with a `done` event, or with a
-        `ProviderError` value as the last item (never raises for upstream failures)."""
-        spec = self.models.get(request.model)
-        if spec is None:
-            yield ModelNotFoundError(
-                f"{request.model!r} is not a model of {self.platform}", platform=self.platform, model=request.model
-            )
-            return
-        budget_s = deadline - self._clock.time()
-        if budget_s <= 0:
-            yield UpstreamTimeoutError("deadline passed before the call", platform=self.platform, model=spec.id)
-            return
+    def _precheck(self, request: ChatRequest, deadline: float) -> ProviderError | None:
+        if request.model not in self.models:
+            return ModelNotFoundError(f"{request.model!r} is not a model of {self.platform}",
+                                      platform=self.platform, model=request.model)
+        if self.disabled is not None:
+            return PlatformDisabledRefusal(
+                f"{self.platform} key disabled after {self.disabled.kind}: {self.disabled.message}",
+                platform=self.platform, model=request.model)
+        return None
+
+    def _on_error(self, guard: ModelGuard, admission: Admission, err: ProviderError, used: int | None = None) -> None:
+        guard.failed(admission, err, used)
+        self._counters["errors"] += 1
+        if isinstance(err, (AuthenticationError, OutOfCreditError)) and not self.disabled:
+            self.disabled = err
+            structlog.get_logger("switchboard.provider").error(
+                "platform_key_disabled", platform=self.platform, kind=err.kind, message=err.message,
+                action="fix the key or credit, then POST /api/ai/providers/{platform}/enable")
+
+    def _refused(self, refusal: Refusal) -> Refusal:
+        self._counters["refused"] += 1
+        return refusal
+
+    # -- calls -------------------------------------------------------------------------------
+
+    async def complete(
+        self, request: ChatRequest, deadline: float, wait: bool = False, retry: bool = True
+    ) -> ChatResponse | ProviderError:
+        """Admit, call, retry (full jitter, Retry-After as a minimum, within the deadline and
+        the retry budget), reconcile. `deadline` is wall-clock seconds. `wait`: wait for
+        capacity instead of refusing; `retry=False`: one attempt (the router has a fallback)."""
+        early = self._precheck(request, deadline)
+        if early is not None:
+            return self._refused(early) if isinstance(early, Refusal) else early
+        spec, guard = self.models[request.model], self.guards[request.model]
+        tokens = reservation_tokens(request, spec, self._default_max_tokens)
         self._counters["requests"] += 1
+        self.retry_budget.record_request(self._clock.monotonic())
+        attempt, last_error = 0, None
+        while True:
+            attempt += 1
+            admission = await guard.admit(tokens, deadline, wait=wait)
+            if isinstance(admission, Refusal):
+                return last_error or self._refused(admission)
+            budget_s = deadline - self._clock.time()
+            if budget_s <= 0:
+                guard.abandoned(admission)
+                return last_error or UpstreamTimeoutError(
+                    "deadline passed before the call", platform=self.platform, model=spec.id, attempts=0)
+            self._counters["upstream_attempts"] += 1
+            try:
+                response, headers = await self._transport.complete(request, spec.id, budget_s)
+            except ProviderError as err:
+                self._on_error(guard, admission, err)
+                err.attempts = attempt
+                last_error = err
+                delay = self.retry.next_delay(attempt, err, self._clock.time(), deadline) if retry else None
+                if delay is None or not self.retry_budget.try_spend_retry(self._clock.monotonic()):
+                    return err
+                self._counters["retries"] += 1
+                await self._clock.sleep(delay)
+                continue
+            guard.succeeded(admission, response.usage.total_tokens, parse_rate_limit_headers(headers, self._clock.time()))
+            self._counters["ok"] += 1
+            return replace(response, attempts=attempt)
+
+    async def stream(self, request: ChatRequest, deadline: float, wait: bool = False, idle_timeout_s: float = 30.0):
+        """Stream one attempt as `StreamEvent`s, ending with a `done` event, or with a
+        `ProviderError`/`Refusal` value as the last item (never raises for upstream failures).
+        No retries here: before the first event the router falls back instead."""
+        early = self._precheck(request, deadline)
+        if early is not None:
+            yield self._refused(early) if isinstance(early, Refusal) else early
+            return
+        spec, guard = self.models[request.model], self.guards[request.model]
+        self._counters["requests"] += 1
+        admission = await guard.admit(reservation_tokens(request, spec, self._default_max_tokens), deadline, wait=wait)
+        if isinstance(admission, Refusal):
+            yield self._refused(admission)
+            return
+        self._counters["upstream_attempts"] += 1
+        budget_s, used = deadline - self._clock.time(), 0
         try:
             async for event in self._transport.stream(request, spec.id, budget_s, idle_timeout_s):
+                if event.kind == "done" and event.usage is not None:
+                    used = event.usage.total_tokens
                 yield event
         except ProviderError as err:
-            self._counters["errors"] += 1
+            self._on_error(guard, admission, err)
             yield err
             return
+        except BaseException:  # the consumer went away mid-stream: keep the charge, neutral outcome
+            guard.failed(admission, BadRequestError("client went away", platform=self.platform, model=spec.id))
+            raise
+        guard.succeeded(admission, used, None)
         self._counters["ok"] += 1
+
+    # -- operations --------------------------------------------------------------------------
+
+    async def enable(self) -> bool:
+        """Re-enable a key disabled after an authentication or out-of-credit error."""
+        was = self.disabled is not None
+        self.disabled = None
+        return was
 
     async def status(self) -> dict[str, Any]:
         return {
             "platform": self.platform,
             "simulated": self.simulated,
-            "base_url": self.endpoint.base_url,
             "key_configured": bool(self.endpoint.api_key),
-            "models": sorted(self.models),
+            "disabled": None if self.disabled is None else {"kind": self.disabled.kind, "message": self.disabled.message},
+            "settled_on_start": self.settled_on_start,
             "counters": dict(self._counters),
-            "time": time.time(),
+            "retry_budget": self.retry_budget.snapshot(self._clock.monotonic()),
+            "models": {model_id: guard.status() for model_id, guard in self.guards.items()},
         }
+

@@ -130,6 +130,7 @@ class ProviderError(SwitchboardError):
         model: str = "",
         status: int | None = None,
         retry_after_s: float | None = None,
+        attempts: int = 1,
     ) -> None:
         super().__init__(message)
         self.message = message
@@ -137,11 +138,12 @@ class ProviderError(SwitchboardError):
         self.model = model
         self.status = status
         self.retry_after_s = retry_after_s
+        self.attempts = attempts  # upstream attempts made before giving up (0: never sent)
 
     def __reduce__(self):  # keyword-only __init__: pickle needs help across actor hops
         return (
             _rebuild_error,
-            (type(self), self.message, self.platform, self.model, self.status, self.retry_after_s),
+            (type(self), self.message, self.platform, self.model, self.status, self.retry_after_s, self.attempts),
         )
 
     def __repr__(self) -> str:
@@ -151,8 +153,8 @@ class ProviderError(SwitchboardError):
         )
 
 
-def _rebuild_error(cls, message, platform, model, status, retry_after_s):
-    return cls(message, platform=platform, model=model, status=status, retry_after_s=retry_after_s)
+def _rebuild_error(cls, message, platform, model, status, retry_after_s, attempts=1):
+    return cls(message, platform=platform, model=model, status=status, retry_after_s=retry_after_s, attempts=attempts)
 
 
 class AuthenticationError(ProviderError):
@@ -184,9 +186,12 @@ class OutOfCreditError(ProviderError):
 
 
 class RateLimitedError(ProviderError):
+    """A capacity signal: the model cools down until its retry time and the router falls back
+    (no retry on the same model)."""
+
     kind = "rate_limited"
     breaker_failure = False
-    retryable = True
+    retryable = False
 
 
 class OverloadedError(ProviderError):
@@ -202,7 +207,10 @@ class UpstreamTimeoutError(ProviderError):
 
 
 class UpstreamConnectionError(ProviderError):
+    """No connection (refused, reset, DNS). Falling back beats retrying a host that is down."""
+
     kind = "connection"
+    retryable = False
 
 
 class StreamCutError(ProviderError):

@@ -65,6 +65,36 @@ class EnsembleSection(_Strict):
     max_members: int = Field(default=5, ge=1, le=10)
 
 
+class BreakerSection(_Strict):
+    window_s: float = Field(default=60.0, gt=0)
+    min_calls: int = Field(default=10, ge=1)
+    failure_rate: float = Field(default=0.5, gt=0, le=1)
+    consecutive_failures: int = Field(default=5, ge=1)
+    base_cooldown_s: float = Field(default=5.0, gt=0)
+    max_cooldown_s: float = Field(default=300.0, gt=0)
+    probes: int = Field(default=1, ge=1)
+    probe_timeout_s: float = Field(default=30.0, gt=0)
+
+
+class RetrySection(_Strict):
+    max_attempts: int = Field(default=3, ge=1, le=10)
+    base_s: float = Field(default=0.25, ge=0)
+    cap_s: float = Field(default=8.0, ge=0)
+    budget_ratio: float = Field(default=0.2, ge=0, le=1)
+    budget_min_retries: int = Field(default=3, ge=0)
+    budget_window_s: float = Field(default=60.0, gt=0)
+
+
+class ProtectionSection(_Strict):
+    """Per-platform protection owned by each ProviderActor (see providers/guard.py)."""
+
+    window_scale: float = Field(default=1.0, gt=0)  # < 1 shrinks every limit window (tests)
+    guard_s: float = Field(default=0.1, ge=0)
+    settle_on_restart: bool = True
+    breaker: BreakerSection = BreakerSection()
+    retry: RetrySection = RetrySection()
+
+
 class CacheSection(_Strict):
     enabled: bool = True
     ttl_s: float = Field(default=86400.0, gt=0)
@@ -83,6 +113,23 @@ class ServerSection(_Strict):
     default_max_tokens: int = Field(default=1024, gt=0)
 
 
+class BudgetsSection(_Strict):
+    """The global daily budget: at 90% quality chains route as their cost twins, above 100%
+    models whose output price exceeds the threshold are refused (runtime/budget_routing.py)."""
+
+    daily_usd: float | None = Field(default=None, ge=0)  # None: no global budget
+    output_price_threshold_per_1m: float = Field(default=1.0, ge=0)
+    alert_webhook_url: str | None = None  # budget alerts are POSTed here as JSON (optional)
+    state_ttl_s: float = Field(default=5.0, gt=0)  # how long a replica trusts its budget state
+
+    @field_validator("alert_webhook_url")
+    @classmethod
+    def _http_url(cls, url: str | None) -> str | None:
+        if url is not None and not url.startswith(("http://", "https://")):
+            raise ValueError("alert_webhook_url must be an http(s) URL")
+        return url
+
+
 class Config(_Strict):
     models: list[ModelEntry]
     chains: dict[str, list[ChainStep]]
@@ -91,6 +138,8 @@ class Config(_Strict):
     server: ServerSection = ServerSection()
     ensemble: EnsembleSection = EnsembleSection()
     cache: CacheSection = CacheSection()
+    budgets: BudgetsSection = BudgetsSection()
+    protection: ProtectionSection = ProtectionSection()
 
     @field_validator("chains")
     @classmethod

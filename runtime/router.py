@@ -16,6 +16,7 @@ from providers.types import (
     ChatResponse,
     ContextTooLongError,
     ProviderError,
+    Refusal,
     StreamCutError,
     StreamEvent,
 )
@@ -25,11 +26,11 @@ from runtime.routing import RoutePlan
 
 class ProviderPool(Protocol):
     async def complete(
-        self, platform: str, request: ChatRequest, deadline: float
+        self, platform: str, request: ChatRequest, deadline: float, *, wait: bool = False, retry: bool = True
     ) -> ChatResponse | ProviderError: ...
 
     def stream(
-        self, platform: str, request: ChatRequest, deadline: float
+        self, platform: str, request: ChatRequest, deadline: float, *, wait: bool = False
     ) -> AsyncIterator[StreamEvent | ProviderError]: ...
 
 
@@ -96,6 +97,19 @@ def _failure(platform: str, model: str, error: ProviderError) -> Failure:
     return Failure(platform, model, error.kind, error.message, error.status, error.retry_after_s)
 
 
+def _routed(plan: RoutePlan, step, result: ChatResponse, failures: list[Failure], attempts: int, started: float) -> RoutedResponse:
+    usage = result.usage
+    return RoutedResponse(
+        response=result,
+        chain=plan.chain,
+        cost_usd=step.model.cost_usd(usage.input_tokens, usage.output_tokens),
+        latency_ms=(time.perf_counter() - started) * 1000.0,
+        attempts=attempts + result.attempts,
+        fallback_used=bool(failures),
+        failures=tuple(failures),
+    )
+
+
 async def _continue(first: StreamEvent, rest: AsyncIterator[StreamEvent | ProviderError]):
     yield first
     async for item in rest:
@@ -111,24 +125,35 @@ class Router:
     async def execute(
         self, plan: RoutePlan, request: ChatRequest, deadline: float
     ) -> RoutedResponse:
+        """Each step in order; refusals are skipped at once. If nothing served and some step
+        refused with a time inside the deadline, wait for the earliest one (in its actor,
+        event-driven) and try it again."""
         started = time.perf_counter()
         failures: list[Failure] = []
-        for step in plan.steps:
-            result = await self.pool.complete(step.platform, request.for_model(step.model.id), deadline)
+        attempts, waitable = 0, []
+        last = len(plan.steps) - 1
+        for i, step in enumerate(plan.steps):
+            result = await self.pool.complete(
+                step.platform, request.for_model(step.model.id), deadline, retry=i == last
+            )
             if isinstance(result, ChatResponse):
-                usage = result.usage
-                return RoutedResponse(
-                    response=result,
-                    chain=plan.chain,
-                    cost_usd=step.model.cost_usd(usage.input_tokens, usage.output_tokens),
-                    latency_ms=(time.perf_counter() - started) * 1000.0,
-                    attempts=len(failures) + 1,
-                    fallback_used=bool(failures),
-                    failures=tuple(failures),
-                )
+                return _routed(plan, step, result, failures, attempts, started)
+            attempts += result.attempts if not isinstance(result, Refusal) else 0
             if _stops_the_chain(result):
                 raise ClientRequestError(result)
             failures.append(_failure(step.platform, step.model.id, result))
+            if isinstance(result, Refusal) and result.retry_after_s is not None:
+                waitable.append((result.retry_after_s, step))
+        if waitable:
+            delay, step = min(waitable, key=lambda pair: pair[0])
+            if time.time() + delay < deadline:
+                result = await self.pool.complete(
+                    step.platform, request.for_model(step.model.id), deadline, wait=True
+                )
+                if isinstance(result, ChatResponse):
+                    return _routed(plan, step, result, failures, attempts, started)
+                attempts += result.attempts if not isinstance(result, Refusal) else 0
+                failures.append(_failure(step.platform, step.model.id, result))
         raise AllProvidersFailed(plan.chain, failures)
 
     async def stream(self, plan: RoutePlan, request: ChatRequest, deadline: float) -> RoutedStream:

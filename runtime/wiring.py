@@ -45,18 +45,20 @@ class RayProviderPool:
     def __init__(self, handles: dict[str, Any]) -> None:
         self._handles = handles
 
-    async def complete(self, platform: str, request: ChatRequest, deadline: float) -> ChatResponse | ProviderError:
+    async def complete(
+        self, platform: str, request: ChatRequest, deadline: float, *, wait: bool = False, retry: bool = True
+    ) -> ChatResponse | ProviderError:
         try:
-            return await self._handles[platform].complete.remote(request, deadline)
+            return await self._handles[platform].complete.remote(request, deadline, wait, retry)
         except ray.exceptions.RayActorError:
             return UpstreamConnectionError(
                 f"provider actor for {platform} is restarting", platform=platform, model=request.model
             )
 
 
-    async def stream(self, platform: str, request: ChatRequest, deadline: float):
+    async def stream(self, platform: str, request: ChatRequest, deadline: float, *, wait: bool = False):
         """Relay the actor's streaming generator (one object per event)."""
-        refs = self._handles[platform].stream.options(num_returns="streaming").remote(request, deadline)
+        refs = self._handles[platform].stream.options(num_returns="streaming").remote(request, deadline, wait)
         finished = False
         try:
             async for ref in refs:

@@ -27,7 +27,7 @@ class ConcurrentPool:
         self.peak = 0
         self.calls = []
 
-    async def complete(self, platform, request, deadline):
+    async def complete(self, platform, request, deadline, *, wait=False, retry=True):
         self.calls.append((platform, request.model, request.messages[-1].content[:40]))
         self.in_flight += 1
         self.peak = max(self.peak, self.in_flight)

@@ -30,14 +30,14 @@ class FakePool:
         self.outcomes = outcomes
         self.calls = []
 
-    async def complete(self, platform, request, deadline):
+    async def complete(self, platform, request, deadline, *, wait=False, retry=True):
         self.calls.append((platform, request.model))
         outcome = self.outcomes[platform]
         if isinstance(outcome, Exception):
             return outcome
         return ChatResponse("answer", Usage(1000, 2000), "stop", platform, request.model)
 
-    async def stream(self, platform, request, deadline):
+    async def stream(self, platform, request, deadline, *, wait=False):
         self.calls.append((platform, request.model))
         outcome = self.outcomes[platform]
         if isinstance(outcome, Exception):

@@ -8,6 +8,7 @@ import pytest
 from providers.retry import RetryBudget, RetryPolicy
 from providers.types import (
     BadRequestError,
+    OverloadedError,
     RateLimitedError,
     ServerError,
     StreamCutError,
@@ -37,15 +38,15 @@ def test_same_seed_same_delays():
 def test_retry_after_is_a_minimum_even_above_the_cap():
     policy = RetryPolicy(cap_s=1.0, rng=random.Random(3))
     for _ in range(200):
-        assert policy.next_delay(1, RateLimitedError("429", retry_after_s=0.1), NOW, FAR) >= 0.1
-    assert policy.next_delay(1, RateLimitedError("429", retry_after_s=12.0), NOW, FAR) == 12.0
+        assert policy.next_delay(1, OverloadedError("503", retry_after_s=0.1), NOW, FAR) >= 0.1
+    assert policy.next_delay(1, OverloadedError("503", retry_after_s=12.0), NOW, FAR) == 12.0
 
 
 def test_no_retry_past_the_deadline():
     policy = RetryPolicy(rng=random.Random(5))
-    assert policy.next_delay(1, RateLimitedError("429", retry_after_s=5.0), NOW, NOW + 4.0) is None
-    assert policy.next_delay(1, RateLimitedError("429", retry_after_s=5.0), NOW, NOW + 5.0) is None
-    assert policy.next_delay(1, RateLimitedError("429", retry_after_s=5.0), NOW, NOW + 5.5) == 5.0
+    assert policy.next_delay(1, OverloadedError("503", retry_after_s=5.0), NOW, NOW + 4.0) is None
+    assert policy.next_delay(1, OverloadedError("503", retry_after_s=5.0), NOW, NOW + 5.0) is None
+    assert policy.next_delay(1, OverloadedError("503", retry_after_s=5.0), NOW, NOW + 5.5) == 5.0
     assert policy.next_delay(1, ServerError("x"), NOW, NOW) is None
 
 
@@ -84,3 +85,8 @@ def test_budget_window_slides():
         budget.record_request(NOW + 60)
     assert budget.allowance(NOW + 119) == 20.0
     assert budget.allowance(NOW + 120) == 3.0
+
+
+def test_a_429_is_never_retried_on_the_same_model():
+    policy = RetryPolicy(rng=random.Random(0))
+    assert policy.next_delay(1, RateLimitedError("429", retry_after_s=0.1), 0.0, 1e9) is None
