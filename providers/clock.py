@@ -52,3 +52,25 @@ class FakeClock:
 
 
 SYSTEM_CLOCK = SystemClock()
+
+
+class OffsetClock:
+    """The system clock plus an offset that only grows: lets a test move a live actor's time
+    forward (via `actor.__ray_call__`) instead of sleeping through a cool-down."""
+
+    def __init__(self) -> None:
+        self.offset = 0.0
+
+    def monotonic(self) -> float:
+        return time.monotonic() + self.offset
+
+    def time(self) -> float:
+        return time.time() + self.offset
+
+    def advance(self, seconds: float) -> None:
+        if seconds < 0:
+            raise ValueError("a clock cannot go backwards")
+        self.offset += seconds
+
+    async def sleep(self, seconds: float) -> None:
+        await asyncio.sleep(max(0.0, seconds))
