@@ -187,3 +187,44 @@ def test_paraphrase_hits_only_with_semantic_opt_in(app, client):
     assert sim_counts(app) == before
     stats = httpx.get(f"{app.url}/api/ai/cache/stats", headers=auth_headers(), trust_env=False).json()
     assert stats["semantic_hits"] >= 1 and stats["saved_usd"] > 0
+
+
+HEAD_MODELS = {
+    "openai": "gpt-4o",
+    "anthropic": "claude-sonnet-4-5",
+    "groq": "llama-3.3-70b-versatile",
+    "gemini": "gemini-2.5-flash",
+    "openrouter": "meta-llama/llama-3-70b-instruct",
+}
+
+
+def _ledger_cost(app, request_id: str) -> float:
+    db = sqlite3.connect(app.settings.data_dir / "ledger.sqlite3")
+    try:
+        (nusd,) = db.execute("SELECT estimated_cost FROM agent_token_usage WHERE request_id = ?", (request_id,)).fetchone()
+        return nusd / 1e9
+    finally:
+        db.close()
+
+
+@pytest.mark.parametrize("platform", list(HEAD_MODELS))
+def test_openai_sdk_streams_from_every_platform_with_usage_and_exact_cost(app, client, platform):
+    model = HEAD_MODELS[platform]
+    messages = [{"role": "user", "content": f"Stream a short note about {platform}."}]
+    plain = client.chat.completions.with_raw_response.create(
+        model=model, messages=messages, max_tokens=60, extra_body={"cache": "off"})
+    with client.chat.completions.with_streaming_response.create(
+        model=model, messages=messages, max_tokens=60, stream=True,
+        stream_options={"include_usage": True}, extra_body={"cache": "off"},
+    ) as streamed:
+        assert streamed.headers["x-switchboard-platform"] == platform
+        request_id = streamed.headers["x-switchboard-request-id"]
+        chunks = list(streamed.parse())
+    text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    usage = chunks[-1].usage
+    completion = plain.parse()
+    assert text == completion.choices[0].message.content
+    assert (usage.prompt_tokens, usage.completion_tokens) == (
+        completion.usage.prompt_tokens, completion.usage.completion_tokens)
+    plain_cost = _ledger_cost(app, plain.headers["x-switchboard-request-id"])
+    assert plain_cost > 0 and _ledger_cost(app, request_id) == pytest.approx(plain_cost)
