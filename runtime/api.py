@@ -3,13 +3,11 @@ deployment (runtime/deployment.py) hands this app its services; tests can too.""
 from __future__ import annotations
 
 import time
-from typing import Any
 
-from fastapi import Depends, FastAPI, Request
+from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
-from runtime import routes_ai
-from runtime.auth import Principal
+from runtime import routes_ai, routes_finops
 from runtime.errors import install_error_handlers
 from runtime.schemas import Health
 from runtime.services import Services
@@ -34,16 +32,12 @@ def create_api(services: Services) -> FastAPI:
         services.metrics.request(endpoint, response.status_code, (time.perf_counter() - started) * 1000.0)
         return response
 
-    principal = services.principal()
-
     @app.get("/healthz", response_model=Health, tags=["ops"])
     async def healthz() -> JSONResponse:
         health = await services.health()
         return JSONResponse(health.model_dump(), status_code=200 if health.status == "ok" else 503)
 
-    @app.get("/api/ai/costs/summary", tags=["finops"])
-    async def costs_summary(who: Principal = Depends(principal)) -> Any:
-        return await services.costs_summary(None if who.is_admin else who.user_id)
-
     app.include_router(routes_ai.router(services))
+    app.include_router(routes_finops.router(services))
+    routes_finops.install_error_handlers(app)
     return app

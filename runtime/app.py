@@ -94,7 +94,8 @@ def start_actors(
     actors[LEDGER_ACTOR_NAME] = (
         ray.remote(LedgerActor)
         .options(**ledger_actor_options(LEDGER_ACTOR_NAME, boot.namespace), get_if_exists=True)
-        .remote(db_path, request_timeout_s=config.server.request_timeout_s)
+        .remote(db_path, request_timeout_s=config.server.request_timeout_s,
+                alert_webhook_url=config.budgets.alert_webhook_url)
     )
     ray.get([a.__ray_ready__.remote() for a in actors.values()])
     return actors

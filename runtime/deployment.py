@@ -11,6 +11,7 @@ from ray import serve
 from runtime.api import Services, create_api
 from runtime.auth import Authenticator
 from runtime.config import load_config
+from runtime.ledger_client import RayLedgerClient
 from runtime.metrics import GatewayMetrics
 from runtime.schemas import Health
 from runtime.wiring import BootInfo, LEDGER_ACTOR_NAME, build_gateway, lookup_actors
@@ -36,7 +37,11 @@ class GatewayDeployment:
         self.handles = await lookup_actors(self.config, boot.namespace)
         self.providers, self.ledger = self.handles.providers, self.handles.ledger
         self.metrics = GatewayMetrics()
-        self.gateway = await build_gateway(self.config, boot, self.handles, self.metrics)
+        # every call path books a pending row first: the gateway talks to the ledger through
+        # the client with timeouts, retries and the admission/finalize methods
+        self.ledger_client = RayLedgerClient(self.ledger)
+        gateway = await build_gateway(self.config, boot, self.handles, self.metrics)
+        self.gateway = dataclasses.replace(gateway, ledger=self.ledger_client)
 
     def __serve_build_asgi_app__(self):
         return create_api(
@@ -44,11 +49,10 @@ class GatewayDeployment:
                 config=self.config,
                 catalog=self.catalog,
                 gateway=self.gateway,
-                auth=Authenticator(self.boot.admin_digest),
+                auth=Authenticator(self.boot.admin_digest, self.ledger_client),
                 health=self.health,
-                costs_summary=self.costs_summary,
                 metrics=self.metrics,
-                ledger=self.ledger,
+                ledger=self.ledger_client,
             )
         )
 
@@ -77,6 +81,3 @@ class GatewayDeployment:
             warning=warning,
             actors=actors,
         )
-
-    async def costs_summary(self, user_id: str | None) -> dict[str, Any]:
-        return dataclasses.asdict(await self.ledger.summary.remote(user_id))

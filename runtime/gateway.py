@@ -9,15 +9,27 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field, replace
-from typing import Any, AsyncIterator, Protocol
+from typing import Any, AsyncIterator, Protocol, Sequence
+
+import structlog
 
 from providers.catalog import Catalog
+from providers.clock import SYSTEM_CLOCK, Clock
+from providers.tokens import estimate_prompt_tokens
 from providers.types import ChatRequest, ChatResponse, ProviderError, StreamEvent, Usage
+from runtime.budget import Admitted, Budget, BudgetExceeded
+from runtime.budget_routing import (
+    BudgetRefusedError, BudgetStateCache, LedgerUnavailableError, budget_plan,
+)
+from runtime import request_log
 from runtime.cache import CachedAnswer
 from runtime.config import Config
+from runtime.ledger_store import PendingRow
 from runtime.metrics import Metrics, NullMetrics
 from runtime.router import AllProvidersFailed, ClientRequestError, RoutedResponse, RoutedStream, Router
 from runtime.routing import RoutePlan
+
+log = structlog.get_logger("switchboard.gateway")
 
 CHARS_PER_TOKEN_ESTIMATE = 4
 
@@ -32,10 +44,49 @@ class CallContext:
     conversation_id: str | None = None
     endpoint: str = "/api/ai/route"
     use_case: str | None = None
+    budgets: tuple[Budget, ...] = ()  # the key's budgets, enforced by reservation
+
+    @classmethod
+    def of(cls, who: Any, **fields: Any) -> "CallContext":
+        """The context of an authenticated principal (user, key, agent label, budgets)."""
+        return cls(user_id=who.user_id, key_id=who.key_id, agent_id=who.agent or "orchestrator",
+                   budgets=tuple(who.budgets), **fields)
 
 
 class LedgerClient(Protocol):
+    async def admit_and_open_pending(self, row: Any, budgets: Sequence[Budget]) -> Admitted | BudgetExceeded: ...
+
+    async def finalize(self, row: Any) -> None: ...
+
     async def record(self, row: Any) -> None: ...
+
+
+class RecordOnlyLedger:
+    """Adapts a journal that can only `record` (a list in a test, an older client): rows are
+    written after the call only. It cannot reserve, so a call that carries budgets is refused
+    (503) rather than let through unchecked."""
+
+    def __init__(self, journal: Any) -> None:
+        self.journal = journal
+
+    async def admit_and_open_pending(self, row: Any, budgets: Sequence[Budget]) -> Admitted | BudgetExceeded:
+        if budgets:
+            raise LedgerUnavailableError("this ledger cannot enforce budgets")
+        return Admitted(row.request_id)
+
+    async def finalize(self, row: Any) -> None:
+        await self.journal.record(row)
+
+    async def record(self, row: Any) -> None:
+        await self.journal.record(row)
+
+
+@dataclass(frozen=True, slots=True)
+class Reservation:
+    """The pending row's facts that its final row keeps."""
+
+    created_at: float
+    reserved_usd: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,8 +105,25 @@ class Outcome:
     saved_usd: float = 0.0
 
 
+def reservation_usd(plan: RoutePlan, request: ChatRequest, default_max_tokens: int) -> tuple[float, int]:
+    """The request's maximum cost over every step it may fall back to (prompt estimate, high
+    side, + its max_tokens at catalog prices), with that step's prompt estimate."""
+    output = request.max_tokens if request.max_tokens is not None else default_max_tokens
+    best = (0.0, 0)
+    for step in plan.steps:
+        n_in = estimate_prompt_tokens(request.messages, step.model)
+        best = max(best, (step.model.cost_usd(n_in, output), n_in))
+    return best
+
+
 @dataclass
 class Gateway:
+    """Every provider call is on the books before it is made: a pending row holding the
+    request's maximum cost is committed (admitted against the key's budgets) before the first
+    attempt, and finalized with the real cost after. A ledger that cannot be reached means no
+    call (503); a ledger lost after the call leaves the row pending, later settled `unknown` at
+    its reservation (never under-charged). The global daily budget shapes plans first."""
+
     config: Config
     catalog: Catalog
     router: Router
@@ -63,6 +131,25 @@ class Gateway:
     row_factory: Any  # runtime.ledger_store.FinalRow (a dict in unit tests)
     metrics: Metrics = field(default_factory=NullMetrics)
     cache: Any = None  # runtime.cache.ResponseCache, or None for no caching
+    clock: Clock = SYSTEM_CLOCK
+    pending_factory: Any = PendingRow
+    budget_state: BudgetStateCache | None = field(init=False, default=None)
+
+    def __post_init__(self) -> None:
+        if not hasattr(self.ledger, "admit_and_open_pending"):
+            self.ledger = RecordOnlyLedger(self.ledger)
+        daily = self.config.budgets.daily_usd
+        if daily is not None and hasattr(self.ledger, "budget_state"):
+            ledger = self.ledger
+            self.budget_state = BudgetStateCache(
+                lambda: ledger.budget_state(daily), self.config.budgets.state_ttl_s, self.clock
+            )
+
+    async def apply_budget(self, plan: RoutePlan) -> RoutePlan:
+        """The plan the global daily budget allows now (raises BudgetRefusedError)."""
+        if self.budget_state is None:
+            return plan
+        return budget_plan(plan, await self.budget_state.state(), self.config)
 
     def deadline(self, deadline_ms: int | None = None) -> float:
         timeout_s = self.config.server.request_timeout_s
@@ -79,22 +166,63 @@ class Gateway:
         cache_mode: str | None = None,
     ) -> RoutedResponse:
         started = time.perf_counter()
+        plan = await self.apply_budget(plan)
         lookup = await self._lookup(plan, request, ctx, cache_mode)
         if lookup is not None and lookup.hit:
             return await self._serve_hit(plan, request, ctx, lookup, started)
+        booked = await self._open(plan, request, ctx)
         try:
             routed = await self.router.execute(plan, request, deadline)
         except (AllProvidersFailed, ClientRequestError) as exc:
-            await self.ledger.record(self._row(plan, request, ctx, failed_outcome(exc)))
+            await self._finalize(self._row(plan, request, ctx, failed_outcome(exc), booked))
             raise
         r = routed.response
         outcome = Outcome(r.platform, r.model, r.usage, routed.cost_usd, "ok", routed.fallback_used,
                           routed.attempts, routed.latency_ms)
-        await self.ledger.record(self._row(plan, request, ctx, outcome))
+        await self._finalize(self._row(plan, request, ctx, outcome, booked))
         if lookup is not None:
             await self._keep(lookup, r, routed.cost_usd)
             routed = replace(routed, cache="miss")
         return routed
+
+    async def _open(self, plan: RoutePlan, request: ChatRequest, ctx: CallContext) -> Reservation:
+        """Commit the pending row (admitted against the key's budgets) or refuse the call."""
+        booked = Reservation(self.clock.time(), 0.0)
+        reserved, n_in = reservation_usd(plan, request, self.config.server.default_max_tokens)
+        head = plan.steps[0]
+        row = self.pending_factory(
+            **self._identity(plan, request, ctx, booked), platform=head.platform, model=head.model.id,
+            input_tokens=n_in, output_tokens=request.max_tokens or self.config.server.default_max_tokens,
+            reserved_usd=reserved,
+        )
+        result = await self.ledger.admit_and_open_pending(row, ctx.budgets)
+        if isinstance(result, BudgetExceeded):
+            refused = Outcome(head.platform, head.model.id, Usage(), 0.0, "error", False, 0, 0.0, "budget_exceeded")
+            await self._record_quietly(self._row(plan, request, ctx, refused, booked))
+            raise BudgetRefusedError(
+                result.name,
+                f"budget {result.name} (${result.limit:.6f} per {result.period}) has "
+                f"${result.limit - result.spent - result.reserved:.6f} left; this request may cost "
+                f"up to ${result.requested:.6f}",
+                limit_usd=result.limit, spent_usd=result.spent, reserved_usd=result.reserved,
+                requested_usd=result.requested,
+            )
+        return Reservation(booked.created_at, reserved)
+
+    async def _finalize(self, row: Any) -> None:
+        """The final row. If the ledger is gone after the call, the row stays pending and is
+        settled `unknown` at its reservation later: the answer is still delivered."""
+        try:
+            await self.ledger.finalize(row)
+        except LedgerUnavailableError as exc:
+            log.error("finops.finalize_failed", request_id=_field(row, "request_id"), error=str(exc))
+
+    async def _record_quietly(self, row: Any) -> None:
+        """A row for a call that cost nothing (cache hit, refusal): never worth failing for."""
+        try:
+            await self.ledger.record(row)
+        except LedgerUnavailableError as exc:
+            log.error("finops.record_failed", request_id=_field(row, "request_id"), error=str(exc))
 
     async def _lookup(self, plan: RoutePlan, request: ChatRequest, ctx: CallContext, mode: str | None):
         if self.cache is None or mode == "off":
@@ -116,7 +244,7 @@ class Gateway:
         kind = "semantic" if lookup.source == "semantic" else "hit"
         latency_ms = (time.perf_counter() - started) * 1000.0
         outcome = Outcome(a.platform, a.model, a.usage, 0.0, "cached", False, 0, latency_ms, saved_usd=a.cost_usd)
-        await self.ledger.record(self._row(plan, request, ctx, outcome))
+        await self._record_quietly(self._row(plan, request, ctx, outcome, Reservation(self.clock.time(), 0.0)))
         response = ChatResponse(a.text, a.usage, a.finish_reason, a.platform, a.model, latency_ms=latency_ms, attempts=0)
         return RoutedResponse(response, plan.chain, 0.0, latency_ms, 0, False, (), kind)
 
@@ -131,18 +259,20 @@ class Gateway:
         """Open a routed stream (fallback happens here, before any byte reaches the client) and
         return it with an event iterator that records the ledger row when the stream ends."""
         started = time.perf_counter()
+        plan = await self.apply_budget(plan)
         lookup = await self._lookup(plan, request, ctx, cache_mode)
         if lookup is not None and lookup.hit:
             hit = await self._serve_hit(plan, request, ctx, lookup, started)
             return replayed(hit, self.catalog), replayed_events(hit)
+        booked = await self._open(plan, request, ctx)
         try:
             routed = await self.router.stream(plan, request, deadline)
         except (AllProvidersFailed, ClientRequestError) as exc:
-            await self.ledger.record(self._row(plan, request, ctx, failed_outcome(exc)))
+            await self._finalize(self._row(plan, request, ctx, failed_outcome(exc), booked))
             raise
         if lookup is not None:
             routed.cache = "miss"
-        return routed, self._accounted(plan, request, ctx, routed, started, lookup)
+        return routed, self._accounted(plan, request, ctx, routed, started, booked, lookup)
 
     async def _accounted(
         self,
@@ -151,6 +281,7 @@ class Gateway:
         ctx: CallContext,
         routed: RoutedStream,
         started: float,
+        booked: Reservation,
         lookup=None,
     ) -> AsyncIterator[StreamEvent]:
         text: list[str] = []
@@ -178,30 +309,32 @@ class Gateway:
                 "ok" if error_kind is None else "error", routed.fallback_used, routed.attempts,
                 (time.perf_counter() - started) * 1000.0, error_kind,
             )
-            await self.ledger.record(self._row(plan, request, ctx, outcome))
+            await self._finalize(self._row(plan, request, ctx, outcome, booked))
             if lookup is not None and complete:
                 response = ChatResponse("".join(text), usage, finish or "stop", routed.platform, routed.model.id)
                 await self._keep(lookup, response, outcome.cost_usd)
 
-    def _row(self, plan: RoutePlan, request: ChatRequest, ctx: CallContext, o: Outcome):
+    def _identity(self, plan: RoutePlan, request: ChatRequest, ctx: CallContext, booked: Reservation) -> dict[str, Any]:
+        return dict(
+            request_id=request.request_id, user_id=ctx.user_id, key_id=ctx.key_id, agent_id=ctx.agent_id,
+            conversation_id=ctx.conversation_id, endpoint=ctx.endpoint, use_case=ctx.use_case or plan.use_case,
+            chain=plan.chain, created_at=booked.created_at,
+        )
+
+    def _row(self, plan: RoutePlan, request: ChatRequest, ctx: CallContext, o: Outcome, booked: Reservation):
         if o.status in ("ok", "cached"):
             self.metrics.upstream(o.platform, o.model, o.usage.input_tokens, o.usage.output_tokens,
                                   o.cost_usd, o.fallback_used)
         else:
             self.metrics.error(o.error_kind or "error", o.platform)
+        request_log.note_outcome(plan, ctx, o)
         return self.row_factory(
-            request_id=request.request_id,
-            user_id=ctx.user_id,
-            key_id=ctx.key_id,
-            agent_id=ctx.agent_id,
-            conversation_id=ctx.conversation_id,
-            endpoint=ctx.endpoint,
-            use_case=ctx.use_case or plan.use_case,
-            chain=plan.chain,
+            **self._identity(plan, request, ctx, booked),
             platform=o.platform,
             model=o.model,
             input_tokens=o.usage.input_tokens,
             output_tokens=o.usage.output_tokens,
+            reserved_usd=booked.reserved_usd,
             cost_usd=o.cost_usd,
             status=o.status,
             fallback_used=o.fallback_used,
@@ -210,8 +343,11 @@ class Gateway:
             error_kind=o.error_kind,
             cache_hit=o.status == "cached",
             saved_usd=o.saved_usd,
-            created_at=time.time(),
         )
+
+
+def _field(row: Any, name: str) -> Any:
+    return row[name] if isinstance(row, dict) else getattr(row, name, None)
 
 
 def replayed(hit: RoutedResponse, catalog: Catalog) -> RoutedStream:

@@ -50,9 +50,9 @@ def router(services: Services) -> APIRouter:
         request = ChatRequest(messages=messages, max_tokens=max_tokens, temperature=body.temperature)
         chars = len(body.query) + len(body.system_prompt or "")
         n_in = estimate_tokens(chars)
-        plan = plan_for_use_case(cfg, catalog, use_case, priority, n_in, max_tokens)
+        plan = await gateway.apply_budget(plan_for_use_case(cfg, catalog, use_case, priority, n_in, max_tokens))
         plan = constrain(plan, cfg, catalog, n_in, max_tokens, body.max_cost_usd)
-        ctx = CallContext(user_id=who.user_id, key_id=who.key_id, endpoint="/api/ai/route", use_case=use_case)
+        ctx = CallContext.of(who, endpoint="/api/ai/route", use_case=use_case)
         routed = await gateway.complete(plan, request, ctx, gateway.deadline(body.deadline_ms), body.cache)
         resp = routed.response
         result = RouteResult(
@@ -93,11 +93,9 @@ def router(services: Services) -> APIRouter:
         )
         chars = sum(len(m.content) for m in messages)
         n_in = estimate_tokens(chars)
-        plan = plan_for_model_field(cfg, catalog, body.model, n_in, max_tokens)
+        plan = await gateway.apply_budget(plan_for_model_field(cfg, catalog, body.model, n_in, max_tokens))
         plan = constrain(plan, cfg, catalog, n_in, max_tokens, body.max_cost_usd)
-        ctx = CallContext(
-            user_id=who.user_id, key_id=who.key_id, endpoint="/v1/chat/completions", use_case=plan.use_case
-        )
+        ctx = CallContext.of(who, endpoint="/v1/chat/completions", use_case=plan.use_case)
         deadline = gateway.deadline(body.deadline_ms)
         if body.stream:
             opened, events = await gateway.stream(plan, request, ctx, deadline, body.cache)
@@ -118,7 +116,7 @@ def router(services: Services) -> APIRouter:
         members = body.models or cfg.ensemble.default_members
         if len(members) > cfg.ensemble.max_members:
             raise ApiError(422, "invalid_request", f"at most {cfg.ensemble.max_members} members", field="models")
-        ctx = CallContext(user_id=who.user_id, key_id=who.key_id, endpoint="/api/ai/ensemble")
+        ctx = CallContext.of(who, endpoint="/api/ai/ensemble")
         result = await run_ensemble(
             gateway, body.query, members, body.system_prompt, ctx,
             gateway.deadline(body.deadline_ms), body.max_tokens or cfg.server.default_max_tokens,

@@ -23,9 +23,12 @@ class Services:
     gateway: Gateway
     auth: Authenticator
     health: Callable[[], Awaitable[Health]]
-    costs_summary: Callable[[str | None], Awaitable[Any]]
+    #: no longer used (the reports are served from `ledger` by runtime/routes_finops.py); kept
+    #: so that positional construction keeps its meaning
+    costs_summary: Callable[[str | None], Awaitable[Any]] | None = None
     metrics: Metrics = field(default_factory=NullMetrics)
-    #: the Ledger actor (or a stand-in with the same async methods), for FinOps routes
+    #: the ledger's async methods (runtime.ledger_client.RayLedgerClient, or a LedgerActor
+    #: instance in tests), for the FinOps routes
     ledger: Any = None
     #: the Coordinator actor (or a stand-in), for the agent pipelines
     coordinator: Any = None
