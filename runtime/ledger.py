@@ -27,6 +27,7 @@ from runtime.budget import (
     to_nusd, utc_day_start,
 )
 from runtime.keys import KeyRecord, NewKey
+from runtime.ledger_schema import TrackedChange
 from runtime.ledger_store import FinalRow, LedgerStore, PendingRow, WriterStats
 from runtime.reports import (
     AgentCost, ConversationCost, DayCost, LatencyReport, Summary, UserCost,
@@ -223,6 +224,18 @@ class LedgerActor:
         for alert in self._alerts.observe(name, day, to_nusd(used), to_nusd(daily_budget_usd)):
             self._notifier.emit(alert)
         return budget_state(used, daily_budget_usd)
+
+    # -- tracked changes (visual editor) -------------------------------------------------------
+
+    async def store_change(self, change: TrackedChange) -> None:
+        await (await self._ready()).store_change(change)
+
+    async def get_change(self, change_id: str) -> TrackedChange | None:
+        return await (await self._ready()).get_change(change_id)
+
+    async def update_change(self, change_id: str, status: str, result: dict[str, Any] | None = None,
+                            expect_status: str | None = None) -> bool:
+        return await (await self._ready()).update_change(change_id, status, result, expect_status)
 
     # -- reports -----------------------------------------------------------------------------
 

@@ -8,9 +8,11 @@ the same transaction as the row it follows: a pending row counts at its reservat
 """
 from __future__ import annotations
 
+import json
 import math
 import sqlite3
-from typing import Sequence
+from dataclasses import dataclass
+from typing import Any, Sequence
 
 import aiosqlite
 
@@ -105,7 +107,30 @@ CREATE TRIGGER usage_spend_delete AFTER DELETE ON agent_token_usage BEGIN
 END;
 """
 
-MIGRATIONS: tuple[tuple[int, str], ...] = ((1, MIGRATION_LEDGER), (2, MIGRATION_API_KEYS))
+# Visual-editor changes (issue 7): captured, then confirmed (learn -> implement). The JSON columns
+# hold the captured change, its delta, the affected agents and (once confirmed) the outcome.
+MIGRATION_TRACKED_CHANGES = """
+CREATE TABLE tracked_changes (
+    change_id       TEXT PRIMARY KEY,
+    user_id         TEXT NOT NULL,
+    key_id          TEXT,
+    status          TEXT NOT NULL CHECK (status IN
+                        ('pending_confirmation', 'confirming', 'implemented', 'failed')),
+    change_json     TEXT NOT NULL,
+    delta_json      TEXT NOT NULL,
+    summary         TEXT NOT NULL,
+    summary_source  TEXT NOT NULL CHECK (summary_source IN ('ai', 'template')),
+    affected_json   TEXT NOT NULL,
+    result_json     TEXT,
+    created_at      REAL NOT NULL,
+    updated_at      REAL NOT NULL
+);
+CREATE INDEX idx_tracked_changes_user ON tracked_changes (user_id, created_at);
+"""
+
+MIGRATIONS: tuple[tuple[int, str], ...] = (
+    (1, MIGRATION_LEDGER), (2, MIGRATION_API_KEYS), (3, MIGRATION_TRACKED_CHANGES),
+)
 
 _USAGE_COLUMNS = (
     "request_id, user_id, key_id, agent_id, conversation_id, endpoint, use_case, chain, platform, "
@@ -193,3 +218,90 @@ async def spend_nusd(db: aiosqlite.Connection, scope: Scope, since_wall: float) 
     cursor = await db.execute(SQL_SPEND, (scope.kind, scope.id, day))
     charged, reserved = await cursor.fetchone()
     return int(charged), int(reserved)
+
+
+# -- tracked changes (visual editor) ----------------------------------------------------------
+
+CHANGE_STATUSES = ("pending_confirmation", "confirming", "implemented", "failed")
+_CHANGE_COLUMNS = (
+    "change_id, user_id, key_id, status, change_json, delta_json, summary, summary_source, "
+    "affected_json, result_json, created_at, updated_at"
+)
+SQL_INSERT_CHANGE = (
+    f"INSERT INTO tracked_changes ({_CHANGE_COLUMNS}) VALUES "
+    "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+SQL_SELECT_CHANGE = f"SELECT {_CHANGE_COLUMNS} FROM tracked_changes WHERE change_id = ?"
+# One statement for both a claim (compare-and-set on `expect_status`) and a final update; a
+# NULL result keeps the stored one.
+SQL_UPDATE_CHANGE = """
+UPDATE tracked_changes
+SET status = :status, result_json = COALESCE(:result_json, result_json), updated_at = :now
+WHERE change_id = :change_id AND (:expect_status IS NULL OR status = :expect_status)
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class TrackedChange:
+    """One visual-editor change as stored in `tracked_changes` (JSON columns decoded)."""
+
+    change_id: str
+    user_id: str
+    status: str
+    change: dict[str, Any]
+    delta: dict[str, Any]
+    summary: str
+    summary_source: str
+    affected_agents: tuple[str, ...]
+    created_at: float
+    updated_at: float
+    key_id: str | None = None
+    result: dict[str, Any] | None = None
+
+    def __post_init__(self) -> None:
+        if self.status not in CHANGE_STATUSES:
+            raise ValueError(f"a change's status is one of {CHANGE_STATUSES}, got {self.status!r}")
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=str)
+
+
+async def insert_change(db: aiosqlite.Connection, c: TrackedChange) -> None:
+    await db.execute(SQL_INSERT_CHANGE, (
+        c.change_id, c.user_id, c.key_id, c.status, _dumps(c.change), _dumps(c.delta), c.summary,
+        c.summary_source, _dumps(list(c.affected_agents)),
+        None if c.result is None else _dumps(c.result), c.created_at, c.updated_at,
+    ))
+
+
+async def select_change(db: aiosqlite.Connection, change_id: str) -> TrackedChange | None:
+    row = await (await db.execute(SQL_SELECT_CHANGE, (change_id,))).fetchone()
+    if row is None:
+        return None
+    (cid, user_id, key_id, status, change, delta, summary, source, affected, result, created,
+     updated) = row
+    return TrackedChange(
+        change_id=cid, user_id=user_id, key_id=key_id, status=status, change=json.loads(change),
+        delta=json.loads(delta), summary=summary, summary_source=source,
+        affected_agents=tuple(json.loads(affected)), result=None if result is None else json.loads(result),
+        created_at=created, updated_at=updated,
+    )
+
+
+async def update_change(
+    db: aiosqlite.Connection,
+    change_id: str,
+    status: str,
+    now: float,
+    result: dict[str, Any] | None = None,
+    expect_status: str | None = None,
+) -> bool:
+    """Set the status (and result); with `expect_status`, only from that status. True if set."""
+    if status not in CHANGE_STATUSES:
+        raise ValueError(f"a change's status is one of {CHANGE_STATUSES}, got {status!r}")
+    cursor = await db.execute(SQL_UPDATE_CHANGE, {
+        "status": status, "result_json": None if result is None else _dumps(result), "now": now,
+        "change_id": change_id, "expect_status": expect_status,
+    })
+    return cursor.rowcount > 0

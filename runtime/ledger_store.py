@@ -24,8 +24,8 @@ from runtime.budget import (
 )
 from runtime.keys import DbOp, KeyRegistry, T
 from runtime.ledger_schema import (
-    MIGRATIONS, SQL_INSERT_PENDING, SQL_METRICS_FROM_USAGE, SQL_RECOVER, SQL_UPSERT_FINAL, migrate,
-    spend_nusd,
+    MIGRATIONS, SQL_INSERT_PENDING, SQL_METRICS_FROM_USAGE, SQL_RECOVER, SQL_UPSERT_FINAL,
+    TrackedChange, insert_change, migrate, select_change, spend_nusd, update_change,
 )
 from runtime.reports import Reports
 
@@ -389,6 +389,21 @@ class LedgerStore:
 
         spent, reserved = await self.read(select)
         return to_usd(spent), to_usd(reserved)
+
+    # -- tracked changes (visual editor) -------------------------------------------------------
+
+    async def store_change(self, change: TrackedChange) -> None:
+        await self.submit(lambda db: insert_change(db, change))
+
+    async def get_change(self, change_id: str) -> TrackedChange | None:
+        return await self.read(lambda db: select_change(db, change_id))
+
+    async def update_change(self, change_id: str, status: str, result: dict[str, Any] | None = None,
+                            expect_status: str | None = None) -> bool:
+        """Set a change's status (and result); with `expect_status` only from that status (a
+        compare-and-set: of two concurrent confirmations exactly one claims the change)."""
+        now = self.clock.time()
+        return await self.submit(lambda db: update_change(db, change_id, status, now, result, expect_status))
 
     async def admit_and_open_pending(
         self, row: PendingRow, budgets: Sequence[Budget]
