@@ -21,6 +21,7 @@ from runtime.simulator_process import SimulatorProcess
 
 APP_NAME = "switchboard"
 LEDGER_FILE = "ledger.sqlite3"
+HEAD_NODE = "node:__internal_head__"  # a resource only the head node has
 
 
 @dataclass
@@ -35,16 +36,18 @@ class RunningApp:
     app_name: str = APP_NAME
 
     def stop(self) -> None:
+        """Stop taking requests (Serve drains in-flight ones), then drain the ledger so every
+        finished request's row is on disk, then end the actors and the simulator."""
+        try:
+            serve.delete(self.app_name)
+        except Exception:
+            pass
         ledger = self.actors.get(LEDGER_ACTOR_NAME)
         if ledger is not None:
             try:
                 ray.get(ledger.drain.remote(), timeout=10)
             except Exception:
                 pass
-        try:
-            serve.delete(self.app_name)
-        except Exception:
-            pass
         for handle in self.actors.values():
             try:
                 ray.kill(handle, no_restart=True)
@@ -91,9 +94,11 @@ def start_actors(
             .options(**options, get_if_exists=True)
             .remote(platform, config, plan.endpoints[platform].base_url, platform in plan.simulated)
         )
+    # The ledger's SQLite file lives on one disk: keep the actor (and its restarts) on the head.
+    ledger_options = {**ledger_actor_options(LEDGER_ACTOR_NAME, boot.namespace), "resources": {HEAD_NODE: 0.001}}
     actors[LEDGER_ACTOR_NAME] = (
         ray.remote(LedgerActor)
-        .options(**ledger_actor_options(LEDGER_ACTOR_NAME, boot.namespace), get_if_exists=True)
+        .options(**ledger_options, get_if_exists=True)
         .remote(db_path, request_timeout_s=config.server.request_timeout_s,
                 alert_webhook_url=config.budgets.alert_webhook_url)
     )

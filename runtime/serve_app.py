@@ -17,7 +17,7 @@ from typing import Any, Mapping
 
 from ray.serve import Application
 
-from runtime.app import prepare
+from runtime.app import Prepared, prepare
 from runtime.config import load_config
 from runtime.deployment import GatewayDeployment
 from runtime.logs import get_logger
@@ -65,8 +65,13 @@ class DeployArgs:
 
 def build(args: dict[str, Any]) -> Application:
     """Create (or find) the named actors and return the bound ingress deployment."""
+    return build_with(args, os.environ)[0]
+
+
+def build_with(args: Mapping[str, Any] | None, env: Mapping[str, str]) -> tuple[Application, Prepared]:
+    """`build` with an explicit environment (tests pass one without vendor keys); also returns
+    what was prepared (actors, admin key, BootInfo)."""
     options = DeployArgs.parse(args)
-    env = os.environ
     settings = options.settings(env)
     config = load_config(settings.config_path)
     simulator_url = options.simulator_url or env.get("SWITCHBOARD_SIMULATOR_URL") or None
@@ -79,4 +84,4 @@ def build(args: dict[str, Any]) -> Application:
         log.warning("platforms_without_api_key", platforms=missing,
                     hint="set their *_API_KEY on every node, or simulator_url for a trial")
     log.info("serve_app_built", namespace=settings.namespace, simulated=list(prepared.boot.simulated))
-    return GatewayDeployment.bind(prepared.boot)
+    return GatewayDeployment.bind(prepared.boot), prepared
