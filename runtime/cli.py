@@ -1,4 +1,7 @@
-"""The `switchboard` command."""
+"""The `switchboard` command.
+
+`serve` and `simulate` run processes here; every other command talks to a running gateway over
+HTTP (`--url`, `--key`; see runtime/cli_client.py) and lives in its own runtime/cli_*.py module."""
 from __future__ import annotations
 
 import argparse
@@ -6,23 +9,30 @@ import signal
 import sys
 import threading
 
+from runtime import cli_bulk, cli_costs, cli_keys, cli_review
+from runtime.cli_client import CliError
+
 
 def _serve(args: argparse.Namespace) -> int:
     from runtime.app import announce, start
     from runtime.settings import Settings
 
-    settings = Settings.from_env()
+    try:
+        settings = Settings.from_env()
+    except ValueError as exc:
+        raise CliError(str(exc), 2) from None
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):  # installed first: a signal during start-up counts
+        signal.signal(sig, lambda *_: stop.set())
     app = start(settings, simulator_latency_scale=args.latency_scale)
     announce(app)
-    stop = threading.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: stop.set())
     stop.wait()
     print("Switchboard: shutting down (draining the ledger)...", file=sys.stderr, flush=True)
     app.stop()
     import ray
 
     ray.shutdown()
+    print("Switchboard: stopped.", file=sys.stderr, flush=True)
     return 0
 
 
@@ -38,7 +48,10 @@ def build_parser() -> argparse.ArgumentParser:
     serve = sub.add_parser("serve", help="start the gateway (embedded Ray + Serve)")
     serve.add_argument("--latency-scale", type=float, default=1.0,
                        help="simulator latency multiplier when the simulator is used (0 = instant)")
+    serve.set_defaults(run=_serve)
     sub.add_parser("simulate", help="run the five-vendor provider simulator", add_help=False)
+    for module in (cli_keys, cli_costs, cli_review, cli_bulk):
+        module.add_parser(sub)
     return parser
 
 
@@ -47,9 +60,13 @@ def main(argv: list[str] | None = None) -> int:
     if argv and argv[0] == "simulate":
         return _simulate(argv[1:])
     args = build_parser().parse_args(argv)
-    if args.command == "serve":
-        return _serve(args)
-    return 2
+    try:
+        return args.run(args)
+    except CliError as exc:
+        print(f"switchboard {args.command}: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        return 130
 
 
 if __name__ == "__main__":
