@@ -45,21 +45,40 @@ def redis_prefix(redis_url):
     client.close()
 
 
+# Set by `ray_cluster` when it starts Ray: where Ray's Prometheus endpoint listens.
+_RAY_METRICS: dict[str, int] = {}
+METRICS_REPORT_INTERVAL_MS = 2000  # Ray's default is 10 s; metric tests wait on a flush
+
+
 @pytest.fixture(scope="session")
 def ray_cluster():
-    """One local Ray cluster for the whole session (loopback only, no dashboard)."""
+    """One local Ray cluster for the whole session (loopback only, no dashboard); its metrics
+    export port is free-picked (see `ray_metrics_port`)."""
     import ray
 
     from runtime.app import use_loopback_only
+    from runtime.simulator_process import free_port
 
     use_loopback_only()
     if not ray.is_initialized():
+        port = free_port()
         ray.init(
             num_cpus=2,
             include_dashboard=False,
             _node_ip_address="127.0.0.1",
+            _metrics_export_port=port,
+            _system_config={"metrics_report_interval_ms": METRICS_REPORT_INTERVAL_MS},
             namespace=f"switchboard-test-{uuid.uuid4().hex[:8]}",
             configure_logging=False,
             log_to_driver=False,
         )
+        _RAY_METRICS["port"] = port
     yield ray
+
+
+@pytest.fixture(scope="session")
+def ray_metrics_port(ray_cluster) -> int:
+    """The port of Ray's Prometheus endpoint (`GET http://127.0.0.1:<port>/metrics`)."""
+    if "port" not in _RAY_METRICS:
+        pytest.skip("Ray was started outside the ray_cluster fixture: its metrics port is unknown")
+    return _RAY_METRICS["port"]
