@@ -7,6 +7,7 @@ import time
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
+from agents import http as agents_http
 from runtime import routes_ai, routes_finops
 from runtime.errors import install_error_handlers
 from runtime.schemas import Health
@@ -38,6 +39,7 @@ def create_api(services: Services) -> FastAPI:
         return JSONResponse(health.model_dump(), status_code=200 if health.status == "ok" else 503)
 
     app.include_router(routes_ai.router(services))
+    app.include_router(agents_http.router(services))
     app.include_router(routes_finops.router(services))
     routes_finops.install_error_handlers(app)
     return app

@@ -9,6 +9,10 @@ from typing import Any, Mapping
 import ray
 from ray import serve
 
+from agents.coordinator import (
+    BLACKBOARD_ACTOR_NAME, COORDINATOR_ACTOR_NAME, CoordinatorActor, coordinator_actor_options,
+)
+from blackboard.board import BlackboardActor, blackboard_actor_options
 from providers.actor import ProviderActor, provider_actor_options
 from providers.endpoints import EndpointPlan, resolve_endpoints, simulated_platforms
 from runtime.admin_key import AdminKey, load_or_create_admin_key
@@ -102,7 +106,16 @@ def start_actors(
         .remote(db_path, request_timeout_s=config.server.request_timeout_s,
                 alert_webhook_url=config.budgets.alert_webhook_url)
     )
+    actors[BLACKBOARD_ACTOR_NAME] = BlackboardActor.options(
+        **blackboard_actor_options(BLACKBOARD_ACTOR_NAME, boot.namespace), get_if_exists=True
+    ).remote(redis_url=boot.redis_url, namespace=boot.namespace)
+    actors[COORDINATOR_ACTOR_NAME] = (
+        ray.remote(CoordinatorActor)
+        .options(**coordinator_actor_options(COORDINATOR_ACTOR_NAME, boot.namespace), get_if_exists=True)
+        .remote(boot)
+    )
     ray.get([a.__ray_ready__.remote() for a in actors.values()])
+    actors[COORDINATOR_ACTOR_NAME].ready.remote()  # assemble its gateway now, without waiting
     return actors
 
 

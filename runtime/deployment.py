@@ -14,6 +14,7 @@ from runtime.config import load_config
 from runtime.ledger_client import RayLedgerClient
 from runtime.metrics import GatewayMetrics
 from runtime.schemas import Health
+from agents.coordinator import lookup_coordinator
 from runtime.wiring import BootInfo, LEDGER_ACTOR_NAME, build_gateway, lookup_actors
 
 __all__ = ["BootInfo", "GatewayDeployment", "LEDGER_ACTOR_NAME"]
@@ -42,6 +43,7 @@ class GatewayDeployment:
         self.ledger_client = RayLedgerClient(self.ledger)
         gateway = await build_gateway(self.config, boot, self.handles, self.metrics)
         self.gateway = dataclasses.replace(gateway, ledger=self.ledger_client)
+        self.coordinator = await lookup_coordinator(boot.namespace)
 
     def __serve_build_asgi_app__(self):
         return create_api(
@@ -53,6 +55,7 @@ class GatewayDeployment:
                 health=self.health,
                 metrics=self.metrics,
                 ledger=self.ledger_client,
+                coordinator=self.coordinator,
             )
         )
 
