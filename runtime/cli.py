@@ -14,7 +14,7 @@ from runtime.cli_client import CliError
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from runtime.app import announce, start
+    from runtime.app import announce, init_ray, start
     from runtime.settings import Settings
 
     try:
@@ -22,9 +22,10 @@ def _serve(args: argparse.Namespace) -> int:
     except ValueError as exc:
         raise CliError(str(exc), 2) from None
     stop = threading.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):  # installed first: a signal during start-up counts
-        signal.signal(sig, lambda *_: stop.set())
-    app = start(settings, simulator_latency_scale=args.latency_scale)
+    _on_stop_signals(stop)
+    init_ray(settings)
+    _on_stop_signals(stop)  # again: ray.init installs its own SIGTERM handler, which aborts
+    app = start(settings, simulator_latency_scale=args.latency_scale)  # a signal meanwhile counts
     announce(app)
     stop.wait()
     print("Switchboard: shutting down (draining the ledger)...", file=sys.stderr, flush=True)
@@ -34,6 +35,11 @@ def _serve(args: argparse.Namespace) -> int:
     ray.shutdown()
     print("Switchboard: stopped.", file=sys.stderr, flush=True)
     return 0
+
+
+def _on_stop_signals(stop: threading.Event) -> None:
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
 
 
 def _simulate(argv: list[str]) -> int:
