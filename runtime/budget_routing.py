@@ -14,7 +14,8 @@ not per request) and never across a UTC day boundary (injected clock).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+import asyncio
+from dataclasses import dataclass, field
 from typing import Awaitable, Callable
 
 import structlog
@@ -82,12 +83,23 @@ class BudgetStateCache:
     _state: BudgetState = "normal"
     _read_at: float | None = None
     _day: float | None = None
+    _refresh: "asyncio.Task[BudgetState] | None" = field(default=None, repr=False)
 
     async def state(self) -> BudgetState:
         now_mono, day = self.clock.monotonic(), utc_day_start(self.clock.time())
         fresh = self._read_at is not None and now_mono - self._read_at < self.ttl_s and day == self._day
         if fresh:
             return self._state
+        if self._refresh is None:  # one read per replica at a time, however many requests wait
+            self._refresh = asyncio.get_running_loop().create_task(self._read(now_mono, day))
+        refresh = self._refresh
+        try:
+            return await asyncio.shield(refresh)
+        finally:
+            if refresh.done() and self._refresh is refresh:
+                self._refresh = None
+
+    async def _read(self, now_mono: float, day: float) -> BudgetState:
         try:
             state = await self.fetch()
         except Exception as exc:  # noqa: BLE001 - keep routing on the last known state

@@ -161,3 +161,45 @@ async def test_global_budget_downgrades_at_90_blocks_at_100_and_reverts_at_the_u
     r = await h.http.post("/v1/chat/completions", headers=admin, json={
         "model": "gpt-4o", "messages": [{"role": "user", "content": "x"}], "max_tokens": 10})
     assert r.status_code == 200
+
+
+async def test_the_budget_state_is_read_once_per_ttl_and_once_at_a_time(clock):
+    from runtime.budget_routing import BudgetStateCache
+
+    reads = []
+    gate = asyncio.Event()
+
+    async def fetch():
+        reads.append(clock.time())
+        await gate.wait()
+        return "downgrade"
+
+    cache = BudgetStateCache(fetch, ttl_s=5.0, clock=clock)
+    waiting = [asyncio.ensure_future(cache.state()) for _ in range(20)]
+    await asyncio.sleep(0)
+    gate.set()
+    assert set(await asyncio.gather(*waiting)) == {"downgrade"} and len(reads) == 1
+    clock.advance(4.9)
+    assert await cache.state() == "downgrade" and len(reads) == 1
+    clock.advance(0.1)
+    await cache.state()
+    assert len(reads) == 2
+
+
+async def test_an_unreadable_budget_state_keeps_the_days_last_state_and_resets_at_midnight(clock):
+    from runtime.budget_routing import BudgetStateCache
+
+    answers = iter(["block"])
+
+    async def fetch():
+        try:
+            return next(answers)
+        except StopIteration:
+            raise RuntimeError("ledger down") from None
+
+    cache = BudgetStateCache(fetch, ttl_s=5.0, clock=clock)
+    assert await cache.state() == "block"
+    clock.advance(5.0)
+    assert await cache.state() == "block"  # same UTC day: the last known state
+    clock.advance(12 * 3600)
+    assert await cache.state() == "normal"  # a new day starts normal
