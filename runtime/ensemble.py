@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from providers.catalog import UnknownModelError
 from providers.types import ChatRequest, Message
@@ -104,7 +104,7 @@ async def run_ensemble(
     plans = member_plans(cfg, members)
     messages = ((Message("system", system_prompt),) if system_prompt else ()) + (Message("user", query),)
     request = ChatRequest(messages, max_tokens=max_tokens)
-    member_ctx = CallContext(ctx.user_id, ctx.key_id, "ensemble-member", ctx.conversation_id, ctx.endpoint, ctx.use_case)
+    member_ctx = replace(ctx, agent_id="ensemble-member")  # keeps the key's budgets
     results = tuple(await asyncio.gather(*(_member(gateway, p, request, member_ctx, deadline) for p in plans)))
     answers = [m for m in results if m.ok]
     if not answers:
@@ -112,7 +112,7 @@ async def run_ensemble(
     synth_request = ChatRequest(synthesis_messages(query, answers, [m for m in results if not m.ok]), max_tokens=max_tokens)
     use_case = cfg.ensemble.synthesis_use_case
     plan = plan_for_use_case(cfg, gateway.catalog, use_case, "quality", len(query) // 2, max_tokens)
-    synth_ctx = CallContext(ctx.user_id, ctx.key_id, "ensemble-synthesis", ctx.conversation_id, ctx.endpoint, use_case)
+    synth_ctx = replace(ctx, agent_id="ensemble-synthesis", use_case=use_case)
     synthesis = await gateway.complete(plan, synth_request, synth_ctx, deadline)
     total = sum(m.cost_usd for m in results) + synthesis.cost_usd
     return EnsembleResult(synthesis.response.text, results, synthesis, total, (time.perf_counter() - started) * 1000.0)

@@ -21,6 +21,7 @@ from runtime.cache_backends import open_store
 from runtime.config import Config
 from runtime.embed import BatchingEmbedder, Embedder
 from runtime.gateway import Gateway
+from runtime.ledger_client import RayLedgerClient
 from runtime.ledger_store import FinalRow
 from runtime.metrics import Metrics, NullMetrics
 from runtime.router import Router
@@ -72,14 +73,6 @@ class RayProviderPool:
                 ray.cancel(refs)
 
 
-class RayLedgerClient:
-    def __init__(self, handle: Any) -> None:
-        self._handle = handle
-
-    async def record(self, row: FinalRow) -> None:
-        await self._handle.record.remote(row)
-
-
 async def open_response_cache(config: Config, boot: BootInfo) -> ResponseCache:
     """The replica's cache: an LRU front over the shared store (the Cache actor, or Redis when
     REDIS_URL is set), with the semantic layer ready for requests that opt in (the embedding
@@ -114,7 +107,7 @@ async def build_gateway(config: Config, boot: BootInfo, handles: Handles, metric
         config=config,
         catalog=config.catalog(),
         router=Router(RayProviderPool(handles.providers)),
-        ledger=RayLedgerClient(handles.ledger),
+        ledger=RayLedgerClient(handles.ledger),  # budget-aware: pending rows before every call
         row_factory=FinalRow,
         metrics=metrics or NullMetrics(),
         cache=await open_response_cache(config, boot) if config.cache.enabled else None,

@@ -112,7 +112,7 @@ def test_tiny_budget_reaches_only_the_cheapest_model(api):
 
 def test_prompt_larger_than_every_window_is_400(api):
     r = api.post("/v1/chat/completions", json={"model": "switchboard/chat_speed", "max_tokens": 10,
-                                                "messages": [{"role": "user", "content": "y" * 390_000}] * 30})
+                                                "messages": [{"role": "user", "content": "y" * 150_000}] * 30})  # ~1.1M tokens, 4.5 MB
     assert r.status_code == 400 and r.json()["error"]["type"] == "context_too_long"
 
 
