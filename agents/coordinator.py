@@ -21,7 +21,9 @@ from agents.steps import PipelineError, RunContext, new_run_id
 from agents.visual_delta import VisualChange
 from agents.visual_editor import ChangeStore, capture_change, change_view, confirm_change, owned_change
 from providers.clock import SYSTEM_CLOCK, Clock
+from runtime.budget_routing import BudgetRefusedError, LedgerUnavailableError
 from runtime.gateway import Gateway
+from runtime.ledger_client import RayLedgerClient
 
 COORDINATOR_ACTOR_NAME = "coordinator"
 BLACKBOARD_ACTOR_NAME = "blackboard"
@@ -76,10 +78,6 @@ def _error(status: int, type_: str, message: str, field: str | None = None,
 def _refusal(exc: Exception) -> Reply | None:
     """A budget refusal or an unreachable ledger (the gateway refuses the call before sending
     anything upstream) as a reply; None for anything else."""
-    try:
-        from runtime.budget_routing import BudgetRefusedError, LedgerUnavailableError
-    except ImportError:  # a gateway without key budgets raises neither
-        return None
     if isinstance(exc, BudgetRefusedError):
         facts = {"budget": exc.budget, "limit_usd": exc.limit_usd, "spent_usd": exc.spent_usd,
                  "reserved_usd": exc.reserved_usd, "requested_usd": exc.requested_usd}
@@ -180,12 +178,8 @@ class CoordinatorActor:
         board = ray.get_actor(self._blackboard_name, namespace=self._boot.namespace)
         await board.__ray_ready__.remote()
         gateway = await build_gateway(config, self._boot, handles)
-        try:  # the same ledger client as the ingress (pending rows, budget admission)
-            from runtime.ledger_client import RayLedgerClient
-        except ImportError:
-            pass
-        else:
-            gateway = dataclasses.replace(gateway, ledger=RayLedgerClient(handles.ledger))
+        # the same ledger client as the ingress: pending rows first, budget admission
+        gateway = dataclasses.replace(gateway, ledger=RayLedgerClient(handles.ledger))
         return Pipelines(gateway, ActorMethods(board), ActorMethods(handles.ledger))
 
     async def ready(self) -> bool:

@@ -152,7 +152,7 @@ def _unavailable(exc: BaseException) -> bool:
 
 def caller(who: Principal) -> dict[str, Any]:
     """Who runs a pipeline, as plain data: user, key and the key's budgets (when it has any)."""
-    return {"user_id": who.user_id, "key_id": who.key_id, "budgets": tuple(getattr(who, "budgets", ()) or ())}
+    return {"user_id": who.user_id, "key_id": who.key_id, "budgets": tuple(who.budgets)}
 
 
 def router(services: Services) -> APIRouter:

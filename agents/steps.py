@@ -14,6 +14,7 @@ from typing import Any, Sequence
 
 from providers.clock import SYSTEM_CLOCK, Clock
 from providers.types import ChatRequest, Message, ResponseFormat
+from runtime.budget import Budget
 from runtime.gateway import CallContext, Gateway
 from runtime.router import AllProvidersFailed, ClientRequestError
 from runtime.routing import ContextTooLongForAllError, constrain, plan_for_use_case
@@ -39,14 +40,13 @@ class RunContext:
     endpoint: str
     clock: Clock = field(default=SYSTEM_CLOCK, compare=False)
     deadline_ms: int | None = None  # per step; None = the server's request timeout
-    budgets: tuple[Any, ...] = ()  # the caller's key budgets (runtime.budget.Budget), enforced per call
+    budgets: tuple[Budget, ...] = ()  # the caller's key budgets, enforced on every call
 
     def call_context(self, agent_id: str, use_case: str | None) -> CallContext:
         """The ledger context of one call of this run (the run id is the conversation id)."""
-        extra = {"budgets": self.budgets} if self.budgets else {}
         return CallContext(user_id=self.user_id, key_id=self.key_id, agent_id=agent_id,
                            conversation_id=self.run_id, endpoint=self.endpoint, use_case=use_case,
-                           **extra)
+                           budgets=self.budgets)
 
 
 @dataclass(frozen=True, slots=True)

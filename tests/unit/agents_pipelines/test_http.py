@@ -14,6 +14,9 @@ from agents.prompts import IMPLEMENT_SYSTEM, LEARN_PATTERN_SYSTEM
 from blackboard.store import MemoryStore
 from runtime.api import Services, create_api
 from runtime.auth import Authenticator, key_digest
+from runtime.budget import Budget, BudgetExceeded, Scope
+from runtime.gateway import Gateway
+from runtime.router import Router
 from runtime.ledger_schema import TrackedChange
 from runtime.schemas import Health
 from tests.unit.agents_pipelines.helpers import CFG, Rows, ScriptedPool, down, make_gateway
@@ -163,3 +166,34 @@ def test_auth_and_a_missing_coordinator():
     assert api.post("/api/ai/review", json={"code": "x"}, headers={"authorization": ""}).status_code == 401
     r = api.post("/api/ai/review", json={"code": "x"})
     assert r.status_code == 503 and r.json()["error"]["type"] == "agents_unavailable"
+
+
+class RefusingLedger:
+    """A ledger whose key budget is spent: every admission is refused."""
+
+    def __init__(self) -> None:
+        self.admissions = []
+        self.rows = []
+
+    async def admit_and_open_pending(self, row, budgets):
+        self.admissions.append((row.agent_id, tuple(b.name for b in budgets)))
+        return BudgetExceeded("key:k1:daily", 0.01, 0.01, 0.0, 0.002, "day")
+
+    async def finalize(self, row):
+        self.rows.append(row)
+
+    async def record(self, row):
+        self.rows.append(row)
+
+
+async def test_a_budget_refusal_stops_the_pipeline_with_a_402_reply_and_no_upstream_call():
+    pool, ledger = ScriptedPool(), RefusingLedger()
+    gateway = Gateway(CFG, CFG.catalog(), Router(pool), ledger, row_factory=dict)
+    board = MemoryStore()
+    pipelines = Pipelines(gateway, board, DictChanges())
+    budget = Budget("key:k1:daily", 0.01, "day", Scope.key("k1"))
+    reply = await pipelines.review("bob", "k1", "print(1)", budgets=(budget,))
+    assert reply["status"] == 402 and reply["error"]["type"] == "budget_exceeded"
+    assert reply["error"]["budget"] == "key:k1:daily"
+    assert ledger.admissions == [("code-review:structure", ("key:k1:daily",))]  # the key's budget was checked
+    assert pool.requests == [] and await board.sessions() == []
