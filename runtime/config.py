@@ -111,6 +111,8 @@ class ServerSection(_Strict):
     default_use_case: Literal["chat", "code", "reasoning", "analysis", "bulk"] = "chat"
     default_priority: Literal["speed", "cost", "quality", "balanced"] = "balanced"
     default_max_tokens: int = Field(default=1024, gt=0)
+    max_body_bytes: int = Field(default=8 * 1024 * 1024, gt=0)  # larger request bodies: 413
+    idempotency_ttl_s: float = Field(default=86_400.0, gt=0)  # how long an Idempotency-Key answers
 
 
 class BudgetsSection(_Strict):

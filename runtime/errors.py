@@ -12,6 +12,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from runtime.ensemble import EnsembleFailed
 from runtime.router import AllProvidersFailed, ClientRequestError
+from runtime.schemas import FORBIDDEN_FIELDS
 from runtime.routing import BudgetTooLowError, ContextTooLongForAllError, UnknownRouteError
 
 
@@ -73,11 +74,38 @@ def _field_of(loc: tuple[Any, ...]) -> str:
     return ".".join(parts) if parts else "body"
 
 
-def install_error_handlers(app: FastAPI) -> None:
-    @app.exception_handler(ApiError)
-    async def _api_error(_: Request, exc: ApiError) -> JSONResponse:
-        return exc.response()
+def to_api_error(exc: BaseException) -> ApiError | None:
+    """The client-facing error for a known failure (None: unexpected, a 500). Shared by the
+    HTTP exception handlers and the WebSocket stream (runtime/ws.py)."""
+    if isinstance(exc, ApiError):
+        return exc
+    if isinstance(exc, AllProvidersFailed):
+        return from_all_failed(exc)
+    if isinstance(exc, ClientRequestError):
+        return from_client_request(exc)
+    if isinstance(exc, UnknownRouteError):
+        return ApiError(404, "model_not_found", str(exc), field="model")
+    if isinstance(exc, BudgetTooLowError):
+        return ApiError(402, "budget_too_low", str(exc), field="max_cost_usd")
+    if isinstance(exc, ContextTooLongForAllError):
+        return ApiError(400, "context_too_long", str(exc), field="messages")
+    if isinstance(exc, EnsembleFailed):
+        members = [{"platform": m.platform, "model": m.model, "error": m.error} for m in exc.members]
+        return ApiError(503, "ensemble_failed", str(exc), extra={"members": members})
+    if isinstance(exc, StarletteHTTPException):
+        return ApiError(exc.status_code, HTTP_ERROR_TYPES.get(exc.status_code, "http_error"), str(exc.detail),
+                        headers=dict(exc.headers or {}))
+    return None
 
+
+HTTP_ERROR_TYPES = {
+    400: "invalid_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
+    405: "method_not_allowed", 409: "conflict", 413: "payload_too_large", 415: "unsupported_media_type",
+    422: "invalid_request", 429: "rate_limited", 503: "unavailable",
+}
+
+
+def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
     async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
         first = exc.errors()[0] if exc.errors() else {"loc": ("body",), "msg": "invalid request"}
@@ -85,37 +113,17 @@ def install_error_handlers(app: FastAPI) -> None:
         message = first.get("msg", "invalid request")
         if first.get("type") == "json_invalid":
             field, message = "body", "request body is not valid JSON"
+        if first.get("type") == "extra_forbidden" and field in FORBIDDEN_FIELDS:
+            return ApiError(400, "forbidden_field", f"{field!r} cannot be set by clients", field=field).response()
         return ApiError(422, "invalid_request", f"{field}: {message}", field=field).response()
 
-    @app.exception_handler(StarletteHTTPException)
-    async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
-        kind = {401: "unauthorized", 403: "forbidden", 404: "not_found", 405: "method_not_allowed"}
-        return ApiError(exc.status_code, kind.get(exc.status_code, "http_error"), str(exc.detail)).response()
+    async def _known(_: Request, exc: Exception) -> JSONResponse:
+        error = to_api_error(exc)
+        return (error or ApiError(500, "internal_error", "internal error (logged)")).response()
 
-    @app.exception_handler(AllProvidersFailed)
-    async def _all_failed(_: Request, exc: AllProvidersFailed) -> JSONResponse:
-        return from_all_failed(exc).response()
-
-    @app.exception_handler(ClientRequestError)
-    async def _client_request(_: Request, exc: ClientRequestError) -> JSONResponse:
-        return from_client_request(exc).response()
-
-    @app.exception_handler(UnknownRouteError)
-    async def _unknown_route(_: Request, exc: UnknownRouteError) -> JSONResponse:
-        return ApiError(404, "model_not_found", str(exc), field="model").response()
-
-    @app.exception_handler(BudgetTooLowError)
-    async def _budget(_: Request, exc: BudgetTooLowError) -> JSONResponse:
-        return ApiError(402, "budget_too_low", str(exc), field="max_cost_usd").response()
-
-    @app.exception_handler(ContextTooLongForAllError)
-    async def _context(_: Request, exc: ContextTooLongForAllError) -> JSONResponse:
-        return ApiError(400, "context_too_long", str(exc), field="messages").response()
-
-    @app.exception_handler(EnsembleFailed)
-    async def _ensemble(_: Request, exc: EnsembleFailed) -> JSONResponse:
-        members = [{"platform": m.platform, "model": m.model, "error": m.error} for m in exc.members]
-        return ApiError(503, "ensemble_failed", str(exc), extra={"members": members}).response()
+    for known in (ApiError, StarletteHTTPException, AllProvidersFailed, ClientRequestError,
+                  UnknownRouteError, BudgetTooLowError, ContextTooLongForAllError, EnsembleFailed):
+        app.add_exception_handler(known, _known)
 
     @app.exception_handler(Exception)
     async def _unexpected(_: Request, exc: Exception) -> JSONResponse:

@@ -6,11 +6,12 @@ from typing import Any
 from fastapi import APIRouter, Depends
 from fastapi.responses import JSONResponse, StreamingResponse
 
-from providers.types import ChatRequest, Message, new_request_id
+from providers.types import ChatRequest, Message
 from runtime.auth import Principal
 from runtime.ensemble import run_ensemble
 from runtime.errors import ApiError
 from runtime.gateway import CallContext
+from runtime.request_log import current_request_id
 from runtime.openai_format import (
     completion_object,
     messages_from_body,
@@ -47,7 +48,8 @@ def router(services: Services) -> APIRouter:
         messages = ((Message("system", body.system_prompt),) if body.system_prompt else ()) + (
             Message("user", body.query),
         )
-        request = ChatRequest(messages=messages, max_tokens=max_tokens, temperature=body.temperature)
+        request = ChatRequest(messages=messages, max_tokens=max_tokens, temperature=body.temperature,
+                              request_id=current_request_id())
         chars = len(body.query) + len(body.system_prompt or "")
         n_in = estimate_tokens(chars)
         plan = await gateway.apply_budget(plan_for_use_case(cfg, catalog, use_case, priority, n_in, max_tokens))
@@ -89,7 +91,7 @@ def router(services: Services) -> APIRouter:
             top_p=body.top_p,
             stop=body.stops,
             response_format=body.response_format.type if body.response_format else "text",
-            request_id=new_request_id(),
+            request_id=current_request_id(),
         )
         chars = sum(len(m.content) for m in messages)
         n_in = estimate_tokens(chars)
