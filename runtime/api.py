@@ -8,8 +8,10 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from agents import http as agents_http
-from runtime import routes_ai, routes_finops
+from runtime import routes_ai, routes_finops, ws
 from runtime.errors import install_error_handlers
+from runtime.idempotency import IdempotencyMiddleware
+from runtime.middleware import BodyLimitMiddleware, RequestLogMiddleware
 from runtime.schemas import Health
 from runtime.services import Services
 
@@ -33,6 +35,8 @@ def create_api(services: Services) -> FastAPI:
         services.metrics.request(endpoint, response.status_code, (time.perf_counter() - started) * 1000.0)
         return response
 
+    install_edge_middleware(app, services)
+
     @app.get("/healthz", response_model=Health, tags=["ops"])
     async def healthz() -> JSONResponse:
         health = await services.health()
@@ -42,4 +46,17 @@ def create_api(services: Services) -> FastAPI:
     app.include_router(agents_http.router(services))
     app.include_router(routes_finops.router(services))
     routes_finops.install_error_handlers(app)
+    app.include_router(ws.router(services))
     return app
+
+
+def install_edge_middleware(app: FastAPI, services: Services) -> None:
+    """Outermost first: request log → body limit → idempotency (runtime/middleware.py)."""
+    server = services.config.server
+    if services.idempotency is not None:
+        app.add_middleware(
+            IdempotencyMiddleware, store=services.idempotency, ttl_s=server.idempotency_ttl_s,
+            in_flight_ttl_s=server.request_timeout_s + 30.0,
+        )
+    app.add_middleware(BodyLimitMiddleware, max_bytes=server.max_body_bytes)
+    app.add_middleware(RequestLogMiddleware)

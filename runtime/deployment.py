@@ -11,7 +11,10 @@ from ray import serve
 from runtime.api import Services, create_api
 from runtime.auth import Authenticator
 from runtime.config import load_config
+from runtime.idempotency import open_idempotency_store
+from runtime.key_rate import open_key_rate
 from runtime.ledger_client import RayLedgerClient
+from runtime.logs import configure_logging
 from runtime.metrics import GatewayMetrics
 from runtime.schemas import Health
 from agents.coordinator import lookup_coordinator
@@ -44,6 +47,10 @@ class GatewayDeployment:
         gateway = await build_gateway(self.config, boot, self.handles, self.metrics)
         self.gateway = dataclasses.replace(gateway, ledger=self.ledger_client)
         self.coordinator = await lookup_coordinator(boot.namespace)
+        configure_logging()  # JSON lines on stderr, redacted (runtime/logs.py)
+        shared = {"redis_url": boot.redis_url, "ray_namespace": boot.namespace}
+        self.idempotency = await open_idempotency_store(**shared)
+        self.key_rate = await open_key_rate(**shared)
 
     def __serve_build_asgi_app__(self):
         return create_api(
@@ -56,6 +63,8 @@ class GatewayDeployment:
                 metrics=self.metrics,
                 ledger=self.ledger_client,
                 coordinator=self.coordinator,
+                idempotency=self.idempotency,
+                key_rate=self.key_rate,
             )
         )
 

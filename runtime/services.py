@@ -12,7 +12,9 @@ from providers.catalog import Catalog
 from runtime.auth import Authenticator, Principal
 from runtime.config import Config
 from runtime.gateway import Gateway
+from runtime.key_rate import enforce as enforce_key_rate
 from runtime.metrics import Metrics, NullMetrics
+from runtime.request_log import note
 from runtime.schemas import Health
 
 
@@ -32,12 +34,19 @@ class Services:
     ledger: Any = None
     #: the Coordinator actor (or a stand-in), for the agent pipelines
     coordinator: Any = None
+    #: shared Idempotency-Key store (runtime/idempotency.py); None turns the feature off
+    idempotency: Any = None
+    #: shared per-key requests/minute limiter (runtime/key_rate.py); None = no per-key limits
+    key_rate: Any = None
 
     def principal(self) -> Callable[[Request], Awaitable[Principal]]:
         """A FastAPI dependency that authenticates the caller."""
 
         async def dependency(request: Request) -> Principal:
-            return await self.auth.authenticate(request)
+            who = await self.auth.authenticate(request)
+            note(key_id=who.key_id, user_id=who.user_id)
+            await enforce_key_rate(self.key_rate, who)
+            return who
 
         return dependency
 
