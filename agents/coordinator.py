@@ -23,7 +23,6 @@ from agents.visual_editor import ChangeStore, capture_change, change_view, confi
 from providers.clock import SYSTEM_CLOCK, Clock
 from runtime.budget_routing import BudgetRefusedError, LedgerUnavailableError
 from runtime.gateway import Gateway
-from runtime.ledger_client import RayLedgerClient
 
 COORDINATOR_ACTOR_NAME = "coordinator"
 BLACKBOARD_ACTOR_NAME = "blackboard"
@@ -177,9 +176,8 @@ class CoordinatorActor:
         handles = await lookup_actors(config, self._boot.namespace)
         board = ray.get_actor(self._blackboard_name, namespace=self._boot.namespace)
         await board.__ray_ready__.remote()
+        # build_gateway uses the ingress's ledger client: pending rows first, budget admission
         gateway = await build_gateway(config, self._boot, handles)
-        # the same ledger client as the ingress: pending rows first, budget admission
-        gateway = dataclasses.replace(gateway, ledger=RayLedgerClient(handles.ledger))
         return Pipelines(gateway, ActorMethods(board), ActorMethods(handles.ledger))
 
     async def ready(self) -> bool:

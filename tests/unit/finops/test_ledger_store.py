@@ -61,12 +61,12 @@ async def test_unknown_synchronous_level_is_rejected(db_path):
 
 async def test_migrations_are_recorded_and_idempotent(db_path, clock, make_final):
     async with LedgerStore(db_path, clock=clock) as first:
-        assert await first.schema_versions() == [1, 2]
+        assert await first.schema_versions() == [version for version, _ in MIGRATIONS]
         await first.finalize(make_final("r1"))
     async with LedgerStore(db_path, clock=clock) as second:  # reopening re-applies nothing
-        assert await second.schema_versions() == [1, 2]
+        assert await second.schema_versions() == [version for version, _ in MIGRATIONS]
     assert rows(db_path, "SELECT COUNT(*) FROM agent_token_usage") == [(1,)]
-    assert rows(db_path, "SELECT COUNT(*) FROM schema_version") == [(2,)]
+    assert rows(db_path, "SELECT COUNT(*) FROM schema_version") == [(len(MIGRATIONS),)]
 
 
 async def test_a_version_1_database_is_upgraded_to_version_2_only(db_path, clock):
@@ -78,7 +78,7 @@ async def test_a_version_1_database_is_upgraded_to_version_2_only(db_path, clock
             "INSERT INTO agent_token_usage (request_id, user_id, status, created_at) VALUES ('old', 'u', 'ok', 5)"
         )
     async with LedgerStore(db_path, clock=clock) as store:
-        assert await store.schema_versions() == [1, 2]
+        assert await store.schema_versions() == [version for version, _ in MIGRATIONS]
         assert await store.keys.list() == []
     assert rows(db_path, "SELECT request_id FROM agent_token_usage") == [("old",)]
     assert rows(db_path, "SELECT version, applied_at FROM schema_version WHERE version = 1") == [(1, 1.0)]
