@@ -27,8 +27,10 @@ test: $(STAMP)
 simulate: $(STAMP)
 	$(VENV)/bin/switchboard simulate --port $${PORT:-9100}
 
+# Benchmarks (not part of `make test`): ~20 min, loopback only; writes bench/RESULTS.md.
 bench: $(STAMP)
-	$(PY) -m bench.run_all
+	$(PY) -m pip install --quiet -e '.[dev,bench]'
+	$(PY) -m bench.run_all $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .hypothesis
