@@ -105,7 +105,54 @@ HTTP_ERROR_TYPES = {
 }
 
 
+ERROR_SCHEMA: dict[str, Any] = {
+    "title": "ErrorResponse",
+    "type": "object",
+    "required": ["error"],
+    "properties": {
+        "error": {
+            "type": "object",
+            "required": ["type", "message"],
+            "properties": {
+                "type": {"type": "string", "examples": ["invalid_request"]},
+                "message": {"type": "string"},
+                "field": {"type": "string", "description": "the request field at fault, when one is"},
+                "param": {"type": "string", "description": "same as field (what OpenAI clients read)"},
+            },
+            "additionalProperties": True,
+        }
+    },
+}
+
+
+def document_errors(app: FastAPI) -> None:
+    """Make the OpenAPI schema say what errors really look like: every operation's 422 and
+    its `default` response are `ErrorResponse` (FastAPI would document `{"detail": ...}`)."""
+    build = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is not None:
+            return app.openapi_schema
+        schema = build()
+        schema.setdefault("components", {}).setdefault("schemas", {})["ErrorResponse"] = ERROR_SCHEMA
+        ref = {"content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorResponse"}}}}
+        for item in schema.get("paths", {}).values():
+            for operation in item.values():
+                responses = operation.setdefault("responses", {})
+                if "422" in responses:
+                    responses["422"] = {"description": "Invalid request", **ref}
+                responses.setdefault("default", {"description": "Error", **ref})
+        for unused in ("HTTPValidationError", "ValidationError"):
+            schema["components"]["schemas"].pop(unused, None)
+        app.openapi_schema = schema
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
 def install_error_handlers(app: FastAPI) -> None:
+    document_errors(app)
+
     @app.exception_handler(RequestValidationError)
     async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
         first = exc.errors()[0] if exc.errors() else {"loc": ("body",), "msg": "invalid request"}

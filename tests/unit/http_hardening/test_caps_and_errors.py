@@ -102,3 +102,13 @@ def test_unexpected_failure_is_500_without_details():
     r = api.post("/api/ai/route", json={"query": "hi"})
     assert_error(r, 500, "internal_error")
     assert "hunter2" not in r.text and "RuntimeError" not in r.text and "/srv" not in r.text
+
+
+def test_openapi_documents_the_error_body(api):
+    schema = api.get("/openapi.json").json()
+    assert "HTTPValidationError" not in schema["components"]["schemas"]
+    route = schema["paths"]["/api/ai/route"]["post"]["responses"]
+    ref = {"$ref": "#/components/schemas/ErrorResponse"}
+    assert route["422"]["content"]["application/json"]["schema"] == ref
+    assert route["default"]["content"]["application/json"]["schema"] == ref
+    assert schema["components"]["schemas"]["ErrorResponse"]["required"] == ["error"]
