@@ -21,6 +21,7 @@ from providers.clock import SYSTEM_CLOCK, Clock
 from providers.endpoints import SIMULATOR_KEY
 from providers.guard import Admission, ModelGuard
 from providers.retry import RetryBudget, RetryPolicy
+from providers.secret import Secret
 from providers.tokens import reservation_tokens, warm_up
 from providers.transport import Transport, new_http_client
 from providers.types import (
@@ -77,14 +78,20 @@ class ProviderActor:
         simulated: bool = False,
         clock: Clock = SYSTEM_CLOCK,
         restarted: bool | None = None,
+        api_key: Secret | None = None,
     ) -> None:
         entry = config.providers[platform]
-        # The key is read here, in the actor's own process environment; it never travels as an
-        # argument and never leaves this object (Endpoint.api_key has repr=False).
-        api_key = SIMULATOR_KEY if simulated else os.environ.get(entry.api_key_env, "")
+        # The key comes masked from the driver, or from the actor's own environment; it never
+        # leaves this object (Endpoint.api_key has repr=False).
+        if simulated:
+            api_key_value = SIMULATOR_KEY
+        elif api_key is not None:
+            api_key_value = api_key.reveal()
+        else:
+            api_key_value = os.environ.get(entry.api_key_env, "")
         self.platform = platform
         self.simulated = simulated
-        self.endpoint = Endpoint(platform, entry.protocol, base_url, api_key, entry.timeout_s, entry.connect_timeout_s)
+        self.endpoint = Endpoint(platform, entry.protocol, base_url, api_key_value, entry.timeout_s, entry.connect_timeout_s)
         self._clock = clock
         self._default_max_tokens = config.server.default_max_tokens
         p = config.protection

@@ -14,6 +14,7 @@ from agents.coordinator import (
 )
 from blackboard.board import BlackboardActor, blackboard_actor_options
 from providers.actor import ProviderActor, provider_actor_options
+from providers.secret import Secret
 from providers.endpoints import EndpointPlan, resolve_endpoints, simulated_platforms
 from runtime.admin_key import AdminKey, load_or_create_admin_key
 from runtime.auth import key_digest
@@ -90,13 +91,13 @@ def start_actors(
     actors: dict[str, Any] = {}
     for platform in config.platforms:
         key_env = config.providers[platform].api_key_env
-        options = provider_actor_options(platform, boot.namespace)
-        if env is not os.environ and env.get(key_env):
-            options["runtime_env"] = {"env_vars": {key_env: env[key_env]}}
+        # An explicit environment (tests, serve_app.build_with) hands the key over masked; a
+        # runtime_env would write it into Ray's agent logs. Otherwise the actor reads its own env.
+        key = Secret(env[key_env]) if env is not os.environ and env.get(key_env) else None
         actors[f"provider:{platform}"] = (
             ray.remote(ProviderActor)
-            .options(**options, get_if_exists=True)
-            .remote(platform, config, plan.endpoints[platform].base_url, platform in plan.simulated)
+            .options(**provider_actor_options(platform, boot.namespace), get_if_exists=True)
+            .remote(platform, config, plan.endpoints[platform].base_url, platform in plan.simulated, api_key=key)
         )
     # The ledger's SQLite file lives on one disk: keep the actor (and its restarts) on the head.
     ledger_options = {**ledger_actor_options(LEDGER_ACTOR_NAME, boot.namespace), "resources": {HEAD_NODE: 0.001}}
