@@ -20,12 +20,6 @@ from tests.e2e.conftest import auth_headers, live_switchboard, sim_counts
 
 pytestmark = pytest.mark.e2e
 
-schemathesis = pytest.importorskip("schemathesis")
-from hypothesis import HealthCheck, Phase, settings  # noqa: E402
-from hypothesis.errors import Unsatisfiable  # noqa: E402
-from schemathesis import GenerationMode  # noqa: E402
-from schemathesis.checks import not_a_server_error  # noqa: E402
-from schemathesis.specs.openapi.checks import response_schema_conformance  # noqa: E402
 
 CANARY = "invalid-canary-" + uuid.uuid4().hex
 SEEN: list[str] = []  # every response text this module saw, for the canary grep
@@ -132,7 +126,12 @@ def test_body_limit_and_error_shapes_live(app):
 def test_schemathesis_no_5xx_and_responses_match_the_schema(app):
     """Bounded property run per operation (positive and negative data): no 5xx, and every
     response matches the schema the app publishes."""
-    from hypothesis import given
+    schemathesis = pytest.importorskip("schemathesis")  # dev dependency
+    from hypothesis import HealthCheck, Phase, given, settings
+    from hypothesis.errors import Unsatisfiable
+    from schemathesis import GenerationMode
+    from schemathesis.checks import not_a_server_error
+    from schemathesis.specs.openapi.checks import response_schema_conformance
 
     schema = schemathesis.openapi.from_url(f"{app.url}/openapi.json")
     operations = [result.ok() for result in schema.get_all_operations()]
@@ -144,11 +143,11 @@ def test_schemathesis_no_5xx_and_responses_match_the_schema(app):
             @settings(max_examples=6, deadline=None, derandomize=True, database=None,
                       phases=[Phase.explicit, Phase.generate], suppress_health_check=list(HealthCheck))
             def run(case):
-                response = case.call_and_validate(
-                    base_url=app.url, headers=auth_headers(), timeout=30,
-                    checks=[not_a_server_error, response_schema_conformance],
-                )
+                response = case.call(base_url=app.url, headers=auth_headers(), timeout=30)
                 SEEN.append(response.text)
+                case.validate_response(response, checks=[response_schema_conformance])
+                if response.status_code >= 500 and not own_deadline_too_short(case, response):
+                    case.validate_response(response, checks=[not_a_server_error])
 
             try:
                 run()
@@ -156,6 +155,16 @@ def test_schemathesis_no_5xx_and_responses_match_the_schema(app):
                 if mode is GenerationMode.POSITIVE:
                     raise
                 # an operation without inputs has no invalid data to send
+
+
+def own_deadline_too_short(case, response) -> bool:
+    """The one 5xx a valid request may get with healthy upstreams: it set a `deadline_ms` so
+    short that every attempt's deadline passed (503 upstream_unavailable, all timeouts)."""
+    body = case.body if isinstance(case.body, dict) else {}
+    if response.status_code != 503 or "deadline_ms" not in body:
+        return False
+    failures = response.json()["error"].get("failures", [])
+    return bool(failures) and all(f["kind"] == "timeout" for f in failures)
 
 
 def test_every_protected_operation_requires_auth(app):
@@ -183,21 +192,13 @@ def _metrics_text() -> str:
         return ""
 
 
-RAY_AGENT_LOG = "runtime_env_agent.log"  # Ray's own log of runtime_env set-ups (see below)
-
-
-def _log_files() -> list[Path]:
+def _log_text() -> str:
+    """Every log file of the Ray session: replicas' and actors' JSON lines, Serve's logs, and
+    Ray's own (the runtime_env agent logs env_vars verbatim, so keys must never travel there)."""
     from ray._private.worker import _global_node
 
     logs = Path(_global_node.get_logs_dir_path())
-    return [p for p in logs.rglob("*") if p.is_file() and p.stat().st_size]
-
-
-def _log_text(*, ray_agent: bool = False) -> str:
-    """Every log file of the session (replicas' and actors' JSON lines, Serve, Ray), or only
-    Ray's runtime_env agent log."""
-    files = [p for p in _log_files() if (p.name == RAY_AGENT_LOG) == ray_agent]
-    return "\n".join(p.read_text(errors="replace") for p in files)
+    return "\n".join(p.read_text(errors="replace") for p in logs.rglob("*") if p.is_file() and p.stat().st_size)
 
 
 def test_canary_key_never_leaks(app, canary_sim):
@@ -227,11 +228,3 @@ def test_canary_key_never_leaks(app, canary_sim):
         assert CANARY not in text, f"canary key leaked into {name}"
     assert CANARY.encode() not in ledger, "canary key leaked into the ledger database"
 
-
-@pytest.mark.xfail(strict=True, reason=(
-    "known leak outside this module: runtime/app.py start_actors hands a provider key given in "
-    "`env` to its actor through runtime_env env_vars, and Ray's runtime_env agent logs env_vars "
-    "verbatim. `switchboard serve` (env is os.environ) does not take that path. Fix in app.py "
-    "(pass the key another way), then delete this xfail."))
-def test_canary_key_not_in_rays_runtime_env_log(app):
-    assert CANARY not in _log_text(ray_agent=True)
