@@ -8,7 +8,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from agents import http as agents_http
-from runtime import routes_ai, routes_finops, ws
+from runtime import routes_ai, routes_providers, routes_finops, ws
 from runtime.errors import install_error_handlers
 from runtime.idempotency import IdempotencyMiddleware
 from runtime.middleware import BodyLimitMiddleware, RequestLogMiddleware
@@ -26,7 +26,9 @@ def create_api(services: Services) -> FastAPI:
     )
     install_error_handlers(app)
 
-    @app.middleware("http")
+    install_edge_middleware(app, services)
+
+    @app.middleware("http")  # added last = outermost: 413s and idempotent replays count too
     async def record_request(request: Request, call_next):
         started = time.perf_counter()
         response = await call_next(request)
@@ -35,14 +37,13 @@ def create_api(services: Services) -> FastAPI:
         services.metrics.request(endpoint, response.status_code, (time.perf_counter() - started) * 1000.0)
         return response
 
-    install_edge_middleware(app, services)
-
     @app.get("/healthz", response_model=Health, tags=["ops"])
     async def healthz() -> JSONResponse:
         health = await services.health()
         return JSONResponse(health.model_dump(), status_code=200 if health.status == "ok" else 503)
 
     app.include_router(routes_ai.router(services))
+    app.include_router(routes_providers.router(services))
     app.include_router(agents_http.router(services))
     app.include_router(routes_finops.router(services))
     routes_finops.install_error_handlers(app)

@@ -3,7 +3,6 @@ the named actors (providers, ledger) once at start."""
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 from typing import Any
 
 from ray import serve
@@ -13,7 +12,6 @@ from runtime.auth import Authenticator
 from runtime.config import load_config
 from runtime.idempotency import open_idempotency_store
 from runtime.key_rate import open_key_rate
-from runtime.ledger_client import RayLedgerClient
 from runtime.logs import configure_logging
 from runtime.metrics import GatewayMetrics
 from runtime.schemas import Health
@@ -41,11 +39,10 @@ class GatewayDeployment:
         self.handles = await lookup_actors(self.config, boot.namespace)
         self.providers, self.ledger = self.handles.providers, self.handles.ledger
         self.metrics = GatewayMetrics()
-        # every call path books a pending row first: the gateway talks to the ledger through
+        # every call path books a pending row first: build_gateway talks to the ledger through
         # the client with timeouts, retries and the admission/finalize methods
-        self.ledger_client = RayLedgerClient(self.ledger)
-        gateway = await build_gateway(self.config, boot, self.handles, self.metrics)
-        self.gateway = dataclasses.replace(gateway, ledger=self.ledger_client)
+        self.gateway = await build_gateway(self.config, boot, self.handles, self.metrics)
+        self.ledger_client = self.gateway.ledger
         self.coordinator = await lookup_coordinator(boot.namespace)
         configure_logging()  # JSON lines on stderr, redacted (runtime/logs.py)
         shared = {"redis_url": boot.redis_url, "ray_namespace": boot.namespace}
@@ -65,6 +62,7 @@ class GatewayDeployment:
                 coordinator=self.coordinator,
                 idempotency=self.idempotency,
                 key_rate=self.key_rate,
+                providers=self.providers,
             )
         )
 

@@ -6,7 +6,7 @@ from typing import Any
 from fastapi import APIRouter, Depends
 from fastapi.responses import JSONResponse, StreamingResponse
 
-from providers.types import ChatRequest, Message
+from providers.types import ChatRequest
 from runtime.auth import Principal
 from runtime.ensemble import run_ensemble
 from runtime.errors import ApiError
@@ -19,7 +19,7 @@ from runtime.openai_format import (
     stream_headers,
     switchboard_headers,
 )
-from runtime.routing import constrain, plan_for_model_field, plan_for_use_case, virtual_models
+from runtime.routing import constrain, plan_for_model_field, virtual_models
 from runtime.schemas import (
     ChatCompletionBody,
     EnsembleBody,
@@ -32,6 +32,7 @@ from runtime.schemas import (
     RouteResult,
     UsageOut,
 )
+from runtime.route_call import prepare_route
 from runtime.services import Services, estimate_tokens
 
 
@@ -42,20 +43,9 @@ def router(services: Services) -> APIRouter:
 
     @router.post("/api/ai/route", response_model=RouteResult, tags=["routing"])
     async def route(body: RouteBody, who: Principal = Depends(principal)) -> JSONResponse:
-        use_case = body.use_case or cfg.server.default_use_case
-        priority = body.priority or cfg.server.default_priority
-        max_tokens = body.max_tokens or cfg.server.default_max_tokens
-        messages = ((Message("system", body.system_prompt),) if body.system_prompt else ()) + (
-            Message("user", body.query),
-        )
-        request = ChatRequest(messages=messages, max_tokens=max_tokens, temperature=body.temperature,
-                              request_id=current_request_id())
-        chars = len(body.query) + len(body.system_prompt or "")
-        n_in = estimate_tokens(chars)
-        plan = await gateway.apply_budget(plan_for_use_case(cfg, catalog, use_case, priority, n_in, max_tokens))
-        plan = constrain(plan, cfg, catalog, n_in, max_tokens, body.max_cost_usd)
-        ctx = CallContext.of(who, endpoint="/api/ai/route", use_case=use_case)
-        routed = await gateway.complete(plan, request, ctx, gateway.deadline(body.deadline_ms), body.cache)
+        call = await prepare_route(services, body, who, "/api/ai/route", current_request_id())
+        request = call.request
+        routed = await gateway.complete(call.plan, request, call.ctx, call.deadline, body.cache)
         resp = routed.response
         result = RouteResult(
             request_id=request.request_id,

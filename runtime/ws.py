@@ -26,14 +26,13 @@ from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 from pydantic import ValidationError
 from starlette.datastructures import Headers
 
-from providers.types import ChatRequest, Message, ProviderError
+from providers.types import ProviderError
 from runtime import request_log
 from runtime.errors import ApiError, _field_of, to_api_error
-from runtime.gateway import CallContext
 from runtime.key_rate import enforce
-from runtime.routing import constrain, plan_for_use_case
+from runtime.route_call import prepare_route
 from runtime.schemas import FORBIDDEN_FIELDS, RouteBody
-from runtime.services import Services, estimate_tokens
+from runtime.services import Services
 
 PATH = "/api/ai/stream"
 AUTH_TIMEOUT_S = 10.0
@@ -127,24 +126,11 @@ async def _answer(services: Services, ws: WebSocket, who: Any, raw: str) -> None
 
 
 async def _stream(services: Services, ws: WebSocket, who: Any, body: RouteBody) -> None:
-    cfg, gateway = services.config, services.gateway
-    use_case = body.use_case or cfg.server.default_use_case
-    priority = body.priority or cfg.server.default_priority
-    max_tokens = body.max_tokens or cfg.server.default_max_tokens
-    messages = ((Message("system", body.system_prompt),) if body.system_prompt else ()) + (Message("user", body.query),)
-    request = ChatRequest(messages=messages, max_tokens=max_tokens, temperature=body.temperature,
-                          request_id=request_log.new_request_id())
-    n_in = estimate_tokens(len(body.query) + len(body.system_prompt or ""))
-    plan = plan_for_use_case(cfg, services.catalog, use_case, priority, n_in, max_tokens)
-    if hasattr(gateway, "apply_budget"):  # the global daily budget (runtime/budget_routing.py)
-        plan = await gateway.apply_budget(plan)
-    plan = constrain(plan, cfg, services.catalog, n_in, max_tokens, body.max_cost_usd)
-    if hasattr(CallContext, "of"):  # carries the key's agent and budgets
-        ctx = CallContext.of(who, endpoint=PATH, use_case=use_case)
-    else:
-        ctx = CallContext(user_id=who.user_id, key_id=who.key_id, endpoint=PATH, use_case=use_case)
+    gateway = services.gateway
+    call = await prepare_route(services, body, who, PATH, request_log.new_request_id())
+    request = call.request
     started = time.perf_counter()
-    opened, events = await gateway.stream(plan, request, ctx, gateway.deadline(body.deadline_ms), body.cache)
+    opened, events = await gateway.stream(call.plan, request, call.ctx, call.deadline, body.cache)
     async with contextlib.aclosing(events) as stream:  # closing records the ledger row
         async for event in stream:
             if event.kind == "delta":
