@@ -34,6 +34,8 @@ class Services:
     ledger: Any = None
     #: the Coordinator actor (or a stand-in), for the agent pipelines
     coordinator: Any = None
+    #: platform -> ProviderActor handle, for GET /api/ai/providers
+    providers: Any = None
     #: shared Idempotency-Key store (runtime/idempotency.py); None turns the feature off
     idempotency: Any = None
     #: shared per-key requests/minute limiter (runtime/key_rate.py); None = no per-key limits
