@@ -8,7 +8,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from agents import http as agents_http
-from runtime import routes_ai, routes_providers, routes_finops, ws
+from runtime import routes_ai, routes_openai, routes_providers, routes_finops, ws
 from runtime.errors import install_error_handlers
 from runtime.idempotency import IdempotencyMiddleware
 from runtime.middleware import BodyLimitMiddleware, RequestLogMiddleware
@@ -43,6 +43,7 @@ def create_api(services: Services) -> FastAPI:
         return JSONResponse(health.model_dump(), status_code=200 if health.status == "ok" else 503)
 
     app.include_router(routes_ai.router(services))
+    app.include_router(routes_openai.router(services))
     app.include_router(routes_providers.router(services))
     app.include_router(agents_http.router(services))
     app.include_router(routes_finops.router(services))

@@ -1,44 +1,34 @@
-"""Model-answering routes: routing, the OpenAI-compatible API, ensembles, cache stats."""
+"""Switchboard's own model-answering routes: routing, ensembles, cache stats (the
+OpenAI-compatible API is in runtime/routes_openai.py)."""
 from __future__ import annotations
 
 from typing import Any
 
 from fastapi import APIRouter, Depends
-from fastapi.responses import JSONResponse, StreamingResponse
+from fastapi.responses import JSONResponse
 
-from providers.types import ChatRequest
 from runtime.auth import Principal
 from runtime.ensemble import run_ensemble
 from runtime.errors import ApiError
 from runtime.gateway import CallContext
+from runtime.openai_format import switchboard_headers
 from runtime.request_log import current_request_id
-from runtime.openai_format import (
-    completion_object,
-    messages_from_body,
-    sse_chunks,
-    stream_headers,
-    switchboard_headers,
-)
-from runtime.routing import constrain, plan_for_model_field, virtual_models
+from runtime.route_call import prepare_route
 from runtime.schemas import (
-    ChatCompletionBody,
     EnsembleBody,
     EnsembleMemberOut,
     EnsembleOut,
     EnsembleSynthesisOut,
-    ModelCard,
-    ModelList,
     RouteBody,
     RouteResult,
     UsageOut,
 )
-from runtime.route_call import prepare_route
-from runtime.services import Services, estimate_tokens
+from runtime.services import Services
 
 
 def router(services: Services) -> APIRouter:
     router = APIRouter()
-    cfg, catalog, gateway = services.config, services.catalog, services.gateway
+    cfg, gateway = services.config, services.gateway
     principal = services.principal()
 
     @router.post("/api/ai/route", response_model=RouteResult, tags=["routing"])
@@ -67,42 +57,6 @@ def router(services: Services) -> APIRouter:
         )
         return JSONResponse(result.model_dump(), headers=switchboard_headers(routed, request.request_id))
 
-    @router.post("/v1/chat/completions", tags=["openai"])
-    async def chat_completions(body: ChatCompletionBody, who: Principal = Depends(principal)):
-        forbidden = body.forbidden_field()
-        if forbidden:
-            raise ApiError(400, "forbidden_field", f"{forbidden!r} cannot be set by clients", field=forbidden)
-        messages = messages_from_body(body)
-        max_tokens = body.output_limit or cfg.server.default_max_tokens
-        request = ChatRequest(
-            messages=messages,
-            max_tokens=max_tokens,
-            temperature=body.temperature,
-            top_p=body.top_p,
-            stop=body.stops,
-            response_format=body.response_format.type if body.response_format else "text",
-            request_id=current_request_id(),
-        )
-        chars = sum(len(m.content) for m in messages)
-        n_in = estimate_tokens(chars)
-        plan = await gateway.apply_budget(plan_for_model_field(cfg, catalog, body.model, n_in, max_tokens))
-        plan = constrain(plan, cfg, catalog, n_in, max_tokens, body.max_cost_usd)
-        ctx = CallContext.of(who, endpoint="/v1/chat/completions", use_case=plan.use_case)
-        deadline = gateway.deadline(body.deadline_ms)
-        if body.stream:
-            opened, events = await gateway.stream(plan, request, ctx, deadline, body.cache)
-            include_usage = bool(body.stream_options and body.stream_options.include_usage)
-            return StreamingResponse(
-                sse_chunks(opened, events, request.request_id, include_usage),
-                media_type="text/event-stream",
-                headers=stream_headers(opened, request.request_id),
-            )
-        routed = await gateway.complete(plan, request, ctx, deadline, body.cache)
-        return JSONResponse(
-            completion_object(routed, request.request_id, body.model),
-            headers=switchboard_headers(routed, request.request_id),
-        )
-
     @router.post("/api/ai/ensemble", response_model=EnsembleOut, tags=["routing"])
     async def ensemble(body: EnsembleBody, who: Principal = Depends(principal)) -> EnsembleOut:
         members = body.models or cfg.ensemble.default_members
@@ -125,12 +79,6 @@ def router(services: Services) -> APIRouter:
             total_cost_usd=result.total_cost_usd,
             latency_ms=round(result.latency_ms, 3),
         )
-
-    @router.get("/v1/models", response_model=ModelList, tags=["openai"])
-    async def list_models(who: Principal = Depends(principal)) -> ModelList:
-        cards = [ModelCard(id=name, owned_by="switchboard") for name in virtual_models(cfg)]
-        cards += [ModelCard(id=m.id, owned_by=m.platform) for m in catalog.live()]
-        return ModelList(data=cards)
 
     @router.get("/api/ai/cache/stats", tags=["cache"])
     async def cache_stats(who: Principal = Depends(principal)) -> dict[str, Any]:
