@@ -76,10 +76,11 @@ def test_pending_finalize_report_round_trip_and_restart_keeps_rows(ledger):
                      output_tokens=500, cost_usd=0.0075, latency_ms=420.0, **row)
     ray.get(actor.finalize.remote(final))
     ray.get(actor.finalize.remote(final))  # a retried finalize: still one row, one charge
-    stale = PendingRow(request_id="stale", created_at=now - 3600, reserved_usd=0.01, user_id="bob")
+    # older than the request timeout (60 s); reports cover two UTC days so the test holds at midnight
+    stale = PendingRow(request_id="stale", created_at=now - 120, reserved_usd=0.01, user_id="bob")
     ray.get(actor.open_pending.remote(stale))
 
-    summary = ray.get(actor.summary.remote(None, 1))
+    summary = ray.get(actor.summary.remote(None, 2))
     assert isinstance(summary, Summary)
     assert (summary.total.requests, summary.total.cost_usd, summary.total.total_tokens) == (1, 0.0075, 1500)
     assert [(m.platform, m.model) for m in summary.by_model] == [("openai", "gpt-4o")]
@@ -88,7 +89,7 @@ def test_pending_finalize_report_round_trip_and_restart_keeps_rows(ledger):
     ray.kill(actor, no_restart=False)  # SIGKILL-style crash; Ray restarts it (max_restarts=-1)
     wait_for_new_instance(actor, pid)
 
-    after = ray.get(actor.summary.remote(None, 1))
+    after = ray.get(actor.summary.remote(None, 2))
     assert after.total.requests == 2  # r1, plus the stale pending row settled at restart
     assert after.total.cost_usd == pytest.approx(0.0175)  # 'unknown' is charged its reservation
     assert ray.get(actor.latency.remote("gpt-4o", 1)).samples == 1
