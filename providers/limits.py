@@ -15,8 +15,10 @@ lower amounts. A call that used MORE tokens than it reserved is charged its real
 reservation time (that is the truth the upstream saw), so the bound holds whenever usage <=
 reservation, which is the case when the reservation is the prompt estimate (high side, see
 providers/tokens.py) plus max_tokens. `guard_s` absorbs the delay between our admission and the
-upstream's own count (network and queueing jitter): upstream windows stay within the limit
-as long as that jitter is below `guard_s`.
+upstream's own count for calls still in flight; a finished call (reconcile/release) is
+re-dated to expire a full window after it finished, because the upstream counted it at some
+moment between our admission and its answer. So upstream windows stay within the limit whatever
+the delay between admission and arrival.
 
 Composition in a ProviderActor (one reservation per upstream attempt):
 
@@ -123,6 +125,17 @@ class _SlidingLog:
         while i < len(self._tree):
             self._tree[i] += delta
             i += i & -i
+
+    def move_to_end(self, seq: int, expiry: float) -> None:
+        """Re-date an entry: its amount now expires at `expiry` (appended, so the log stays in
+        expiry order; never earlier than it was)."""
+        k = seq - self._first_seq
+        if k < 0:
+            return
+        amount = self._amt[k]
+        if amount and expiry > self._exp[k]:
+            self.set_amount(seq, 0)
+            self.append(expiry, amount)
 
     def live(self, now: float) -> int:
         return self._prefix(len(self._amt)) - self._prefix(self._start(now))
@@ -315,13 +328,23 @@ class LimitState:
             raise ValueError("actual_tokens must be >= 0")
         self._finish(reservation, strict=True)
         self._dims[1].log.set_amount(reservation.seqs[1], actual_tokens)
+        self._redate(reservation)
         self._notify()
 
     def release(self, reservation: Reservation) -> None:
         """Free the in-flight slot and keep the charges (the upstream may have counted the call,
         e.g. after a timeout). Safe to call twice, e.g. from a `finally`."""
         if self._finish(reservation, strict=False):
+            self._redate(reservation)
             self._notify()
+
+    def _redate(self, reservation: Reservation) -> None:
+        """The upstream counted the call at some moment between our admission and now: keep its
+        charges for a full window from now, so a slow hop (queueing, retries of the connection)
+        cannot make the upstream's window see more than the limit."""
+        now = self._clock.monotonic()
+        for dim, seq in zip(self._dims, reservation.seqs):
+            dim.log.move_to_end(seq, now + dim.horizon)
 
     def cancel(self, reservation: Reservation) -> None:
         """The call was never sent (e.g. the breaker refused it): refund every dimension."""

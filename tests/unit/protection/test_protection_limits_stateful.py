@@ -51,6 +51,14 @@ class Reference:
     def live(self, dim: str, now: float) -> int:
         return sum(e.amounts[dim] for e in self.entries if e.expiry[dim] > now)
 
+    def settle(self, entry: Entry, now: float) -> None:
+        """A finished call counts for a full horizon from when it finished (the upstream saw it
+        at some moment between admission and answer)."""
+        self.open -= 1
+        for dim in DIMS:
+            if entry.amounts[dim]:
+                entry.expiry[dim] = max(entry.expiry[dim], now + HORIZON[dim])
+
     def admits(self, tokens: int, now: float) -> bool:
         if now < self.cooled or (self.cap is not None and self.open >= self.cap):
             return False
@@ -143,14 +151,14 @@ class LimitsMachine(RuleBasedStateMachine):
         actual = data.draw(st.integers(0, reservation.tokens))
         self.sut.reconcile(reservation, actual)
         entry.amounts["tpm"] = actual
-        self.ref.open -= 1
+        self.ref.settle(entry, self.now)
 
     @precondition(lambda self: self.open)
     @rule(data=st.data())
     def release(self, data):
-        reservation, _ = self.open.pop(data.draw(st.integers(0, len(self.open) - 1)))
+        reservation, entry = self.open.pop(data.draw(st.integers(0, len(self.open) - 1)))
         self.sut.release(reservation)
-        self.ref.open -= 1
+        self.ref.settle(entry, self.now)
 
     @precondition(lambda self: self.open)
     @rule(data=st.data())
