@@ -23,6 +23,7 @@ from agents.visual_editor import ChangeStore, capture_change, change_view, confi
 from providers.clock import SYSTEM_CLOCK, Clock
 from runtime.budget_routing import BudgetRefusedError, LedgerUnavailableError
 from runtime.gateway import Gateway
+from providers.named_actor import named_actor_options
 
 COORDINATOR_ACTOR_NAME = "coordinator"
 BLACKBOARD_ACTOR_NAME = "blackboard"
@@ -32,18 +33,8 @@ Reply = dict[str, Any]
 
 
 def coordinator_actor_options(name: str = COORDINATOR_ACTOR_NAME, namespace: str | None = None) -> dict[str, Any]:
-    """Ray options for the Coordinator (a pipeline run is never replayed: max_task_retries=0)."""
-    options: dict[str, Any] = {
-        "name": name,
-        "lifetime": "detached",
-        "max_restarts": -1,
-        "max_task_retries": 0,
-        "num_cpus": 0,
-        "max_concurrency": 1000,
-    }
-    if namespace is not None:
-        options["namespace"] = namespace
-    return options
+    """Ray options for the Coordinator (a pipeline run is never replayed)."""
+    return named_actor_options(name, namespace)
 
 
 class ActorMethods:

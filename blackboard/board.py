@@ -15,24 +15,15 @@ import ray
 from blackboard.models import Entry, EntryFields, Limits
 from blackboard.store import RedisStore, make_store
 from providers.clock import SYSTEM_CLOCK, Clock
+from providers.named_actor import named_actor_options
 
 READ_RETRIES = -1  # until the restarted actor answers
 
 
-def blackboard_actor_options(
-    name: str | None = None, namespace: str | None = None
-) -> dict[str, Any]:
-    """Ray options for the Blackboard actor (pass to `BlackboardActor.options(...)`)."""
-    options: dict[str, Any] = {
-        "max_restarts": -1,
-        "max_task_retries": 0,
-        "num_cpus": 0,
-    }
-    if name is not None:
-        options["name"] = name
-    if namespace is not None:
-        options["namespace"] = namespace
-    return options
+def blackboard_actor_options(name: str | None = None, namespace: str | None = None) -> dict[str, Any]:
+    """Ray options for the Blackboard actor (pass to `BlackboardActor.options(...)`); not
+    detached unless the caller says so (tests create throwaway boards)."""
+    return named_actor_options(name, namespace, lifetime=None, max_concurrency=None)
 
 
 @ray.remote

@@ -39,6 +39,7 @@ from providers.types import (
 from providers.wire import Endpoint
 from providers.wire.ratelimit import parse_rate_limit_headers
 from runtime.config import Config
+from providers.named_actor import named_actor_options
 
 
 def provider_actor_name(platform: str) -> str:
@@ -46,15 +47,7 @@ def provider_actor_name(platform: str) -> str:
 
 
 def provider_actor_options(platform: str, namespace: str) -> dict[str, Any]:
-    return {
-        "name": provider_actor_name(platform),
-        "namespace": namespace,
-        "lifetime": "detached",
-        "max_restarts": -1,
-        "max_task_retries": 0,  # a provider call is not idempotent: never replay it
-        "num_cpus": 0,
-        "max_concurrency": 1000,
-    }
+    return named_actor_options(provider_actor_name(platform), namespace)
 
 
 def _was_restarted() -> bool:

@@ -22,6 +22,7 @@ from typing import Any, Protocol
 
 from providers.clock import SYSTEM_CLOCK, Clock
 from runtime.cache import CachedAnswer, CacheStats, LRUCache
+from providers.named_actor import named_actor_options
 
 DEFAULT_MAX_ENTRIES = 100_000
 DEFAULT_MAX_VECTORS = 100_000
@@ -297,16 +298,7 @@ class CacheActor(MemoryStore):
 
 
 def cache_actor_options(namespace: str, name: str = CACHE_ACTOR_NAME) -> dict[str, Any]:
-    return {
-        "name": name,
-        "namespace": namespace,
-        "lifetime": "detached",
-        "get_if_exists": True,
-        "max_restarts": -1,
-        "max_task_retries": 0,
-        "num_cpus": 0,
-        "max_concurrency": 1000,
-    }
+    return named_actor_options(name, namespace, get_if_exists=True)
 
 
 class ActorStore:

@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from runtime.idempotency import Decision, MemoryIdempotencyStore, StoredResponse
+from providers.named_actor import named_actor_options
 
 ACTOR_NAME = "idempotency"
 
@@ -37,16 +38,7 @@ class IdempotencyActor:
 
 
 def idempotency_actor_options(namespace: str, name: str = ACTOR_NAME) -> dict[str, Any]:
-    return {
-        "name": name,
-        "namespace": namespace,
-        "lifetime": "detached",
-        "get_if_exists": True,
-        "max_restarts": -1,
-        "max_task_retries": 0,  # begin is not idempotent itself: never replay it
-        "num_cpus": 0,
-        "max_concurrency": 1000,
-    }
+    return named_actor_options(name, namespace, get_if_exists=True)  # begin is not idempotent
 
 
 class ActorIdempotencyStore:

@@ -21,6 +21,7 @@ import structlog
 from providers.clock import SYSTEM_CLOCK, Clock
 from providers.limits import MINUTE_S, Limits, LimitState
 from runtime.errors import ApiError
+from providers.named_actor import named_actor_options
 
 ACTOR_NAME = "key_rate"
 log = structlog.get_logger("switchboard.key_rate")
@@ -103,10 +104,7 @@ class KeyRateActor(MemoryKeyRate):
 
 
 def key_rate_actor_options(namespace: str, name: str = ACTOR_NAME) -> dict[str, Any]:
-    return {
-        "name": name, "namespace": namespace, "lifetime": "detached", "get_if_exists": True,
-        "max_restarts": -1, "max_task_retries": 0, "num_cpus": 0, "max_concurrency": 1000,
-    }
+    return named_actor_options(name, namespace, get_if_exists=True)
 
 
 class ActorKeyRate:

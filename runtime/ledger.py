@@ -32,6 +32,7 @@ from runtime.ledger_store import FinalRow, LedgerStore, PendingRow, WriterStats
 from runtime.reports import (
     AgentCost, ConversationCost, DayCost, LatencyReport, Summary, UserCost,
 )
+from providers.named_actor import named_actor_options
 
 log = structlog.get_logger("switchboard.ledger")
 
@@ -40,17 +41,7 @@ DRAIN_ON_EXIT_TIMEOUT_S = 10.0
 
 
 def ledger_actor_options(name: str = DEFAULT_ACTOR_NAME, namespace: str | None = None) -> dict[str, Any]:
-    options: dict[str, Any] = {
-        "name": name,
-        "lifetime": "detached",
-        "max_restarts": -1,
-        "max_task_retries": 0,  # an admission is not idempotent: never replay a call
-        "num_cpus": 0,
-        "max_concurrency": 1000,
-    }
-    if namespace is not None:
-        options["namespace"] = namespace
-    return options
+    return named_actor_options(name, namespace)  # an admission is not idempotent: never replayed
 
 
 class AlertNotifier:

@@ -21,13 +21,12 @@ from providers.types import (
 )
 from providers.wire import Endpoint, HttpCall
 from providers.wire.errors import (
-    decode_body,
+    error_object_and_wait,
     kind_for_status,
     load_chunk,
     make_error,
     text_field,
 )
-from providers.wire.ratelimit import parse_retry_after
 from providers.wire.sse import SSEEvent, SSEStreamDecoder
 
 API_VERSION = "2023-06-01"
@@ -216,9 +215,7 @@ class AnthropicAdapter:
         platform: str,
         model: str,
     ) -> ProviderError:
-        parsed, text = decode_body(body)
-        error = parsed.get("error") if isinstance(parsed.get("error"), dict) else {"message": text}
-        wait = parse_retry_after(headers, text, self._clock.time())
+        error, wait = error_object_and_wait(headers, body, self._clock.time())
         return error_from_object(
             error, status=status, platform=platform, model=model, retry_after_s=wait
         )

@@ -7,8 +7,9 @@ from __future__ import annotations
 
 import json
 import re
-from typing import Any
+from typing import Any, Mapping
 
+from providers.wire.ratelimit import parse_retry_after
 from providers.types import ERROR_CLASSES, ErrorKind, ProviderError, ServerError
 
 MAX_MESSAGE_CHARS = 300
@@ -84,6 +85,19 @@ def decode_body(body: bytes) -> tuple[dict[str, Any], str]:
     if isinstance(parsed, list) and parsed and isinstance(parsed[0], dict):
         parsed = parsed[0]  # Gemini's streaming endpoint wraps errors in an array
     return (parsed if isinstance(parsed, dict) else {}), text
+
+
+def error_object_and_wait(
+    headers: Mapping[str, str], body: bytes, now_wall: float, *, bare_body_is_error: bool = False
+) -> tuple[dict[str, Any], float | None]:
+    """An error response's error object (the body's `error`, or the whole body when
+    `bare_body_is_error`, or its text as the message) and its retry time."""
+    parsed, text = decode_body(body)
+    if bare_body_is_error and parsed:
+        error = parsed.get("error", parsed)
+    else:
+        error = parsed.get("error") if isinstance(parsed.get("error"), dict) else {"message": text}
+    return error, parse_retry_after(headers, text, now_wall)
 
 
 def load_chunk(data: str, *, platform: str, model: str) -> dict[str, Any]:
