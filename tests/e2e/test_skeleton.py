@@ -228,3 +228,30 @@ def test_openai_sdk_streams_from_every_platform_with_usage_and_exact_cost(app, c
         completion.usage.prompt_tokens, completion.usage.completion_tokens)
     plain_cost = _ledger_cost(app, plain.headers["x-switchboard-request-id"])
     assert plain_cost > 0 and _ledger_cost(app, request_id) == pytest.approx(plain_cost)
+
+
+def test_ensemble_members_run_in_parallel_under_simulator_latency(app):
+    """Each member's model answers after 1.5 s: members sent one after another would reach the
+    simulator >= 1.5 s apart; in parallel they arrive together (wide margin: a loaded machine)."""
+    delay_ms = 1500
+    members = {"groq": "llama-3.3-70b-versatile", "gemini": "gemini-2.5-flash", "openai": "gpt-4o"}
+    sim = app.simulator.url
+    for platform, model in members.items():
+        rule = {"platform": platform, "model": model, "slow_first_byte_ms": delay_ms, "count": 1}
+        assert httpx.post(f"{sim}/_sim/faults", json=rule, trust_env=False).status_code == 200
+    r = httpx.post(f"{app.url}/api/ai/ensemble", headers=auth_headers(), trust_env=False, timeout=60,
+                   json={"query": "Name one consensus algorithm.", "models": list(members)})
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert all(m["ok"] for m in body["members"]) and body["synthesis"]["platform"] == "anthropic"
+    log = httpx.get(f"{sim}/_sim/requests", params={"limit": 50}, trust_env=False).json()
+    entries = log["requests"] if isinstance(log, dict) else log
+    arrivals = {}
+    for e in entries:
+        if members.get(e["platform"]) == e["model"]:
+            arrivals[e["platform"]] = max(arrivals.get(e["platform"], 0), e["t"])
+    assert set(arrivals) == set(members)
+    spread = max(arrivals.values()) - min(arrivals.values())
+    assert spread < delay_ms / 1000, f"members arrived {spread:.3f}s apart: not parallel"
+    assert body["total_cost_usd"] == pytest.approx(
+        sum(m["cost_usd"] for m in body["members"]) + body["synthesis"]["cost_usd"])
