@@ -14,6 +14,7 @@ from dataclasses import replace
 from typing import Any
 
 import structlog
+import structlog.contextvars
 
 from providers.breaker import BreakerConfig
 from providers.catalog import ModelSpec
@@ -57,6 +58,12 @@ def _was_restarted() -> bool:
         return ray.get_runtime_context().was_current_actor_reconstructed
     except Exception:  # not inside a Ray actor (unit tests)
         return False
+
+
+def bind_request(request: ChatRequest, platform: str) -> None:
+    """Every log line of this call carries the gateway's request id (each actor call runs in its
+    own asyncio task, so the binding is per call)."""
+    structlog.contextvars.bind_contextvars(request_id=request.request_id, platform=platform, model=request.model)
 
 
 class ProviderActor:
@@ -139,6 +146,7 @@ class ProviderActor:
         """Admit, call, retry (full jitter, Retry-After as a minimum, within the deadline and
         the retry budget), reconcile. `deadline` is wall-clock seconds. `wait`: wait for
         capacity instead of refusing; `retry=False`: one attempt (the router has a fallback)."""
+        bind_request(request, self.platform)
         early = self._precheck(request, deadline)
         if early is not None:
             return self._refused(early) if isinstance(early, Refusal) else early
@@ -178,6 +186,7 @@ class ProviderActor:
         """Stream one attempt as `StreamEvent`s, ending with a `done` event, or with a
         `ProviderError`/`Refusal` value as the last item (never raises for upstream failures).
         No retries here: before the first event the router falls back instead."""
+        bind_request(request, self.platform)
         early = self._precheck(request, deadline)
         if early is not None:
             yield self._refused(early) if isinstance(early, Refusal) else early

@@ -130,3 +130,22 @@ def test_a_restarted_actor_starts_fully_reserved_for_one_window():
     assert isinstance(run(actor.complete(req(), clock.time() + 60)), ChatResponse)
     fresh, fresh_clock = make_actor(restarted=False)
     assert isinstance(run(fresh.complete(req(), fresh_clock.time() + 60)), ChatResponse)
+
+
+def test_log_lines_of_a_call_carry_its_request_id():
+    import io
+    import json
+
+    from runtime.logs import configure_logging
+
+    out = io.StringIO()
+    configure_logging(stream=out, secrets=[])
+    actor, clock = make_actor([AuthenticationError("bad key", status=401)])
+
+    async def call():
+        await actor.complete(ChatRequest((Message("user", "x"),), max_tokens=5, model=MODEL, request_id="req_abc"),
+                             clock.time() + 60)
+
+    run(call())
+    line = json.loads([l for l in out.getvalue().splitlines() if "platform_key_disabled" in l][0])
+    assert (line["request_id"], line["platform"], line["model"]) == ("req_abc", "openai", MODEL)
