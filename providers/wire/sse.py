@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import codecs
 import re
+from abc import ABC, abstractmethod
 from dataclasses import dataclass
 
 from providers.types import FinishReason, StreamCutError, StreamEvent, Usage
@@ -94,7 +95,7 @@ class SSEDecoder:
         self._data = []
 
 
-class SSEStreamDecoder:
+class SSEStreamDecoder(ABC):
     """Base of the protocol stream decoders: SSE framing in, normalized `StreamEvent`s out.
 
     Subclasses handle one `SSEEvent` at a time (`_handle`), record usage and finish reason, and
@@ -132,8 +133,9 @@ class SSEStreamDecoder:
             self._handle(event, out)
         return out
 
+    @abstractmethod
     def _handle(self, event: SSEEvent, out: list[StreamEvent]) -> None:
-        raise NotImplementedError
+        """Decode one SSE event of the protocol into `out`."""
 
     def _at_eof(self, out: list[StreamEvent]) -> None:
         """End of body before a terminal event; the default leaves it a cut stream."""
