@@ -22,19 +22,6 @@ ENTRY = {"agent_id": "structure", "role": "structure", "platform": "openai", "in
          "confidence": 0.9}
 
 
-@pytest.fixture(scope="module")
-def cluster():
-    if not ray.is_initialized():
-        ray.init(
-            num_cpus=2,
-            include_dashboard=False,
-            _node_ip_address="127.0.0.1",
-            configure_logging=False,
-            log_to_driver=False,
-        )
-    return ray
-
-
 @pytest.fixture
 def redis_namespace():
     import redis
@@ -92,7 +79,7 @@ def test_actor_options():
     }
 
 
-def test_memory_actor_delegates_and_raises_typed_errors(cluster):
+def test_memory_actor_delegates_and_raises_typed_errors(ray_cluster):
     actor = _start(None, "default", clock=FakeClock(), limits=Limits(max_entries=1))
     try:
         assert ray.get(actor.backend.remote()) == "memory"
@@ -108,7 +95,7 @@ def test_memory_actor_delegates_and_raises_typed_errors(cluster):
         ray.kill(actor, no_restart=True)
 
 
-def test_redis_backed_sessions_survive_an_actor_restart(cluster, redis_namespace):
+def test_redis_backed_sessions_survive_an_actor_restart(ray_cluster, redis_namespace):
     actor = _start(REDIS_URL, redis_namespace)
     try:
         assert ray.get(actor.backend.remote()) == "redis"

@@ -20,21 +20,8 @@ from runtime.reports import Summary  # noqa: E402
 pytestmark = pytest.mark.ray
 
 
-@pytest.fixture(scope="module")
-def cluster():
-    if not ray.is_initialized():
-        ray.init(
-            num_cpus=2,
-            include_dashboard=False,
-            _node_ip_address="127.0.0.1",
-            configure_logging=False,
-            log_to_driver=False,
-        )
-    return ray
-
-
 @pytest.fixture
-def ledger(cluster, tmp_path):
+def ledger(ray_cluster, tmp_path):
     db_path = str(tmp_path / "ledger.sqlite3")
     name = f"ledger-{uuid.uuid4().hex[:8]}"
     options = {**ledger_actor_options(name), "lifetime": None}  # not detached: dies with the test driver
