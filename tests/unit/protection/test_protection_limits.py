@@ -125,6 +125,21 @@ def test_reconcile_release_and_cancel_charge_what_they_say():
         limits.cancel(b)
 
 
+def test_a_call_finishing_after_its_window_counts_again_for_a_window_from_its_finish():
+    """In flight longer than a window: its charge lapsed (a new call was admitted); when it
+    finishes it counts again (the upstream may have seen it late), so `used` passes the limit,
+    `remaining` stays 0 and nothing is admitted until a window after the finish."""
+    clock = FakeClock()
+    limits = make(clock, rpm=1)
+    slow = limits.try_acquire(0, clock.monotonic())
+    clock.advance(W)
+    assert limits.try_acquire(0, clock.monotonic()) is not None  # the slow call's charge lapsed
+    limits.release(slow)
+    report = limits.headroom(clock.monotonic())
+    assert (report["rpm"]["used"], report["rpm"]["remaining"]) == (2, 0)
+    assert limits.when_available(0, clock.monotonic()) == clock.monotonic() + W
+
+
 def test_usage_above_the_reservation_is_charged_as_it_was():
     clock = FakeClock()
     limits = make(clock, tpm=100)
