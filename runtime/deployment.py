@@ -49,6 +49,12 @@ class GatewayDeployment:
         self.idempotency = await open_idempotency_store(**shared)
         self.key_rate = await open_key_rate(**shared)
 
+    async def __del__(self) -> None:
+        """Serve calls this when the replica stops: final rows still queued go to the ledger."""
+        flush = getattr(getattr(self, "ledger_client", None), "flush", None)
+        if flush is not None:
+            await flush()
+
     def __serve_build_asgi_app__(self):
         return create_api(
             Services(

@@ -180,6 +180,22 @@ class LedgerActor:
     async def record(self, row: FinalRow) -> None:
         await (await self._ready()).record(row)
 
+    async def write_many(self, rows: Sequence[FinalRow]) -> list[BaseException | None]:
+        """Final rows sent together by a replica (runtime.ledger_client): each is its own
+        idempotent upsert, committed by the group writer; one failing fails only itself."""
+        store = await self._ready()
+        return list(await asyncio.gather(*(store.finalize(r) for r in rows), return_exceptions=True))
+
+    async def admit_many(
+        self, requests: Sequence[tuple[PendingRow, Sequence[Budget]]]
+    ) -> list[Admitted | BudgetExceeded | BaseException]:
+        """Admissions sent together by a replica, each decided in submission order exactly as
+        `admit_and_open_pending` would decide it alone."""
+        store = await self._ready()  # once: then the submissions below queue in order, unawaited
+        return list(await asyncio.gather(
+            *(self._admit(store, row, budgets) for row, budgets in requests), return_exceptions=True
+        ))
+
     async def recover(self, older_than_s: float) -> int:
         return await (await self._ready()).recover(older_than_s)
 
@@ -192,7 +208,13 @@ class LedgerActor:
     async def admit_and_open_pending(
         self, row: PendingRow, budgets: Sequence[Budget]
     ) -> Admitted | BudgetExceeded:
-        result = await (await self._ready()).admit_and_open_pending(row, budgets)
+        return await self._admit(await self._ready(), row, budgets)
+
+    async def _admit(
+        self, store: LedgerStore, row: PendingRow, budgets: Sequence[Budget]
+    ) -> Admitted | BudgetExceeded:
+        """Decide one admission and observe the budgets it touched for alerts."""
+        result = await store.admit_and_open_pending(row, budgets)
         refused = isinstance(result, BudgetExceeded)
         extra = 0 if refused else to_nusd(row.reserved_usd)
         for usage in result.usage:

@@ -7,6 +7,13 @@ already in the ledger is admitted without reserving again, and key changes are i
 Only `create_key` is not (it mints a new key), so it is tried once. A call that reached an
 actor that then died fails with a RayActorError; the retry is queued by Ray until the
 restarted actor is up (`max_restarts=-1`), within the timeout.
+
+The two calls every request makes go in batches (runtime.batching): admissions are awaited
+(the pending row is committed before the provider is called), final rows are not — the
+response does not wait for its row, which is sent with the others queued meanwhile. A final
+row that never reaches the ledger leaves its pending row, settled `unknown` at its
+reservation: never under-charged. `flush()` sends what is queued; the reports call it first,
+so a replica reads its own writes, and the deployment calls it on shutdown.
 """
 from __future__ import annotations
 
@@ -16,6 +23,7 @@ from typing import Any, Sequence
 import ray
 import structlog
 
+from runtime.batching import Batcher
 from runtime.budget import Admitted, Budget, BudgetExceeded, BudgetState
 from runtime.budget_routing import LedgerUnavailableError
 
@@ -25,10 +33,18 @@ UNREACHABLE = (ray.exceptions.RayActorError, ray.exceptions.GetTimeoutError, asy
 
 
 class RayLedgerClient:
-    def __init__(self, handle: Any, *, timeout_s: float = 5.0, attempts: int = 3) -> None:
+    def __init__(self, handle: Any, *, timeout_s: float = 5.0, attempts: int = 3,
+                 max_batch: int = 256, max_in_flight: int = 2) -> None:
         self._handle = handle
         self._timeout_s = timeout_s
         self._attempts = attempts
+        self._admissions: Batcher[tuple[Any, list[Budget]], Admitted | BudgetExceeded] = Batcher(
+            lambda batch: self._call("admit_many", batch), max_batch=max_batch, max_in_flight=max_in_flight,
+        )
+        self._writes: Batcher[Any, None] = Batcher(
+            lambda rows: self._call("write_many", rows), max_batch=max_batch, max_in_flight=max_in_flight,
+            on_error=_log_lost_rows,
+        )
 
     async def _call(self, method: str, *args: Any, idempotent: bool = True, **kwargs: Any) -> Any:
         tries = self._attempts if idempotent else 1
@@ -45,13 +61,19 @@ class RayLedgerClient:
     # -- the request path ----------------------------------------------------------------------
 
     async def admit_and_open_pending(self, row: Any, budgets: Sequence[Budget]) -> Admitted | BudgetExceeded:
-        return await self._call("admit_and_open_pending", row, list(budgets))
+        return await self._admissions.call((row, list(budgets)))
 
     async def finalize(self, row: Any) -> None:
-        await self._call("finalize", row)
+        """Queue the final row (upsert on request_id) and return: it is sent in the next batch."""
+        await self._writes.submit(row)
 
     async def record(self, row: Any) -> None:
-        await self._call("record", row)
+        """A row without a pending one (cache hit, refusal): queued like a final row."""
+        await self._writes.submit(row)
+
+    async def flush(self) -> None:
+        """Every row queued so far has been sent (and committed, or logged as lost)."""
+        await self._writes.flush()
 
     async def budget_state(self, daily_budget_usd: float | None) -> BudgetState:
         return await self._call("budget_state", daily_budget_usd)
@@ -82,19 +104,31 @@ class RayLedgerClient:
     # -- reports -------------------------------------------------------------------------------
 
     async def summary(self, user_id: str | None = None, days: int = 30) -> Any:
+        await self.flush()
         return await self._call("summary", user_id, days)
 
     async def by_user(self, user_id: str | None = None, days: int = 30) -> Any:
+        await self.flush()
         return await self._call("by_user", user_id, days)
 
     async def by_agent(self, days: int = 30, user_id: str | None = None) -> Any:
+        await self.flush()
         return await self._call("by_agent", days, user_id)
 
     async def daily(self, days: int = 30, user_id: str | None = None) -> Any:
+        await self.flush()
         return await self._call("daily", days, user_id)
 
     async def conversations(self, days: int = 7, limit: int = 10, user_id: str | None = None) -> Any:
+        await self.flush()
         return await self._call("conversations", days, limit, user_id)
 
     async def latency(self, model: str | None = None, days: int = 30, user_id: str | None = None) -> Any:
+        await self.flush()
         return await self._call("latency", model, days, user_id)
+
+
+def _log_lost_rows(rows: list[Any], error: BaseException) -> None:
+    """Rows the ledger did not take: their pending rows stay and are settled `unknown`."""
+    for row in rows:
+        log.error("finops.finalize_failed", request_id=getattr(row, "request_id", None), error=str(error))

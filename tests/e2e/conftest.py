@@ -68,3 +68,15 @@ def sim_counts(app) -> dict[tuple[str, str], int]:
         for platform, models in stats["platforms"].items()
         for model, counts in models.items()
     }
+
+
+def settle_ledger(app) -> None:
+    """Every row the gateway has queued is committed. Final rows leave the replica in batches
+    after the response (runtime/ledger_client.py); a cost report flushes the replica's queue
+    before reading, and these apps run one replica. Then the ledger drains its writer."""
+    import ray
+
+    r = httpx.get(f"{app.url}/api/ai/costs/summary", params={"days": 1}, headers=auth_headers(),
+                  trust_env=False, timeout=60)
+    assert r.status_code == 200, r.text
+    ray.get(app.actors["ledger"].drain.remote(), timeout=60)

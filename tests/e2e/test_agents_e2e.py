@@ -10,11 +10,10 @@ import uuid
 
 import httpx
 import pytest
-import ray
 
 from runtime.config import load_config
 from runtime.routing import chain_steps
-from tests.e2e.conftest import auth_headers, live_switchboard, sim_counts
+from tests.e2e.conftest import auth_headers, live_switchboard, settle_ledger, sim_counts
 
 pytestmark = pytest.mark.e2e
 
@@ -60,7 +59,7 @@ def unique_code() -> str:
 
 
 def ledger_rows(app, conversation_id: str) -> list[tuple[str, str, str]]:
-    ray.get(app.actors["ledger"].drain.remote(), timeout=30)
+    settle_ledger(app)
     db = sqlite3.connect(f"file:{app.settings.data_dir / 'ledger.sqlite3'}?mode=ro", uri=True)
     try:
         return db.execute(

@@ -14,7 +14,7 @@ import pytest
 import ray
 
 from runtime.config import load_config
-from tests.e2e.conftest import auth_headers, live_switchboard
+from tests.e2e.conftest import auth_headers, live_switchboard, settle_ledger
 
 pytestmark = pytest.mark.e2e
 CATALOG = load_config().catalog()
@@ -71,7 +71,7 @@ def test_100_concurrent_requests_never_overspend_a_one_cent_key_and_the_key_is_o
     refused = [r for r in responses if r.status_code == 402]
     assert len(ok) + len(refused) == 100 and ok and refused, [r.status_code for r in responses]
     assert {r.json()["error"]["budget"] for r in refused} == {f"key:{made['key_id']}:daily"}
-    ray.get(app.actors["ledger"].drain.remote())
+    settle_ledger(app)
     with db(app) as conn:
         spent, pending = conn.execute(
             "SELECT COALESCE(SUM(estimated_cost), 0), COALESCE(SUM(status = 'pending'), 0) "
@@ -104,7 +104,7 @@ def test_killing_the_ledger_during_a_burst_leaves_exactly_one_row_per_upstream_r
 
     ray.get(ledger.__ray_ready__.remote(), timeout=60)
     assert ray.get(ledger.__ray_call__.remote(lambda actor: os.getpid())) != pid_before  # it was killed
-    ray.get(ledger.drain.remote(), timeout=60)
+    settle_ledger(app)
     ray.get(ledger.recover.remote(0.0), timeout=60)  # nothing is in flight: settle leftovers
     seen = [r for r in sim(app, "GET", "/_sim/requests")["requests"]]
     assert seen and all(r["request_id"] for r in seen)

@@ -10,7 +10,7 @@ import pytest
 
 from runtime.config import PRIORITIES, USE_CASES, load_config
 from runtime.routing import plan_for_use_case
-from tests.e2e.conftest import ADMIN_KEY, auth_headers, live_switchboard, sim_counts
+from tests.e2e.conftest import ADMIN_KEY, auth_headers, live_switchboard, settle_ledger, sim_counts
 
 pytestmark = pytest.mark.e2e
 CFG = load_config()
@@ -29,6 +29,7 @@ def client(app):
 
 
 def ledger_rows(app, request_ids):
+    settle_ledger(app)
     db = sqlite3.connect(app.settings.data_dir / "ledger.sqlite3")
     try:
         marks = ",".join("?" * len(request_ids))
@@ -199,6 +200,7 @@ HEAD_MODELS = {
 
 
 def _ledger_cost(app, request_id: str) -> float:
+    settle_ledger(app)
     db = sqlite3.connect(app.settings.data_dir / "ledger.sqlite3")
     try:
         (nusd,) = db.execute("SELECT estimated_cost FROM agent_token_usage WHERE request_id = ?", (request_id,)).fetchone()

@@ -3,6 +3,7 @@ and a killed actor restarts on the same SQLite file with every committed row (a 
 row is settled as 'unknown' by the restarted actor)."""
 from __future__ import annotations
 
+import asyncio
 import os
 import sqlite3
 import time
@@ -86,3 +87,30 @@ def test_pending_finalize_report_round_trip_and_restart_keeps_rows(ledger):
     finally:
         db.close()
     assert statuses == {"r1": "ok", "stale": "unknown"}
+
+
+async def test_client_batches_admissions_and_final_rows_and_reads_its_own_writes(ledger):
+    """Concurrent admissions go as few `admit_many` calls, each still decided against the key's
+    budget in order; final rows are queued without waiting and the report flushes them first."""
+    from runtime.ledger_client import RayLedgerClient
+
+    actor, _ = ledger
+    client = RayLedgerClient(actor, max_in_flight=1)
+    now = time.time()
+    who = dict(user_id="carol", key_id="key_9", chain="bulk")
+    budget = [Budget("key:key_9:daily", 0.10, "day", Scope.key("key_9"))]
+    pendings = [PendingRow(request_id=f"b{i}", created_at=now, reserved_usd=0.01, **who) for i in range(40)]
+
+    results = await asyncio.gather(*(client.admit_and_open_pending(p, budget) for p in pendings))
+    # decided in submission order: exactly the budget's room, first come first served
+    assert [type(r) for r in results] == [Admitted] * 10 + [BudgetExceeded] * 30
+    assert client._admissions.batches_sent < len(pendings)  # coalesced, not one call each
+
+    admitted = [p for p, r in zip(pendings, results) if isinstance(r, Admitted)]
+    for p in admitted:
+        await client.finalize(FinalRow(request_id=p.request_id, created_at=now, platform="groq",
+                                       model="llama-3.1-8b-instant", input_tokens=10, output_tokens=5,
+                                       cost_usd=0.001, **who))
+    summary = await client.summary("carol", 2)  # flushes the queued rows first
+    assert (summary.total.requests, round(summary.total.cost_usd, 6)) == (10, 0.01)
+    assert await client.admit_and_open_pending(pendings[0], budget) == Admitted("b0", (), 0.01)  # idempotent
