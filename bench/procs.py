@@ -41,14 +41,12 @@ class Child:
             return ""
 
     def stop(self, grace_s: float = 20.0) -> None:
-        """SIGTERM to the child's own process group, SIGKILL after `grace_s`; then SIGKILL to
-        whatever is left in that group (e.g. an haproxy Serve re-spawned while shutting down,
-        which would keep ports 8404/9101 from the next run)."""
+        """SIGTERM to the child, SIGKILL after `grace_s`; then SIGKILL to whatever is left in its
+        process group. Only the child gets the SIGTERM: sent to the whole group it also killed a
+        Switchboard's Ray processes under its graceful shutdown, and an orphaned haproxy then
+        kept ports 8404/9101 from the next run."""
         if self.alive():
-            try:
-                os.killpg(self.process.pid, signal.SIGTERM)
-            except ProcessLookupError:
-                pass
+            self.process.send_signal(signal.SIGTERM)
             try:
                 self.process.wait(grace_s)
             except subprocess.TimeoutExpired:

@@ -82,8 +82,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--replicas", type=int, default=1)
     args = parser.parse_args(argv)
 
-    import ray
-
     import runtime.app as app_module
     from runtime.settings import Settings
 
@@ -95,8 +93,7 @@ def main(argv: list[str] | None = None) -> int:
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
     stop.wait()
-    app.stop()
-    ray.shutdown()
+    app.shutdown()
     return 0
 
 

@@ -61,6 +61,15 @@ class RunningApp:
         if self.simulator is not None:
             self.simulator.stop()
 
+    def shutdown(self) -> None:
+        """`stop`, then Serve (its proxies, HAProxy included, stop before Ray goes), then Ray:
+        for a process that owns its cluster (`switchboard serve`, the bench)."""
+        self.stop()
+        try:
+            serve.shutdown()
+        finally:
+            ray.shutdown()
+
 
 def use_loopback_only() -> None:
     """Embedded mode: Ray otherwise swaps 127.0.0.1 for the host's interface address. In

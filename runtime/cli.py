@@ -31,10 +31,7 @@ def _serve(args: argparse.Namespace) -> int:
     announce(app)
     stop.wait()
     print("Switchboard: shutting down (draining the ledger)...", file=sys.stderr, flush=True)
-    app.stop()
-    import ray
-
-    ray.shutdown()
+    app.shutdown()
     print("Switchboard: stopped.", file=sys.stderr, flush=True)
     return 0
 

@@ -6,6 +6,7 @@ rows recovered as `unknown`."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import random
 import signal
@@ -126,3 +127,54 @@ def test_killing_the_whole_app_mid_burst_loses_no_row(sim, tmp_path):
                    for r in seen if r["status"] == 200)
     eps = len(rows) / NANO
     assert sim_cost - eps <= total / NANO <= sim_cost + unknown_reserved / NANO + eps
+
+
+def session_processes(sid: int, needle: str) -> list[int]:
+    """Live processes of session `sid` whose command line contains `needle`."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            if needle in cmdline and os.getsid(int(entry.name)) == sid:
+                found.append(int(entry.name))
+        except (OSError, ProcessLookupError):
+            continue
+    return found
+
+
+def test_sigterm_in_haproxy_mode_stops_everything_with_every_row_final(sim, tmp_path):
+    """The default `switchboard serve` (HAProxy in front): after a burst, SIGTERM exits 0,
+    every final row queued in the replica reached the ledger (none pending), and no HAProxy
+    process of the app outlives it (it would hold the port)."""
+    env = app_env(sim.url, tmp_path / "var", free_port(), DEFAULT_CONFIG_PATH)
+    del env["SWITCHBOARD_PROXY"]
+    log = (tmp_path / "app.log").open("w")
+    proc, url = start_app(env, log)
+    try:
+        assert session_processes(proc.pid, "haproxy"), "HAProxy mode did not start an haproxy"
+        httpx.post(f"{sim.url}/_sim/reset", trust_env=False).raise_for_status()
+        asyncio.run(burst(url, 200, 20, -1, lambda: None))
+    finally:
+        proc.send_signal(signal.SIGTERM)  # to the driver only, as a process manager would
+        try:
+            code = proc.wait(120)
+            left = session_processes(proc.pid, "haproxy")
+        finally:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)  # whatever is left of its Ray cluster
+            log.close()
+    assert code == 0, (tmp_path / "app.log").read_text()[-3000:]
+    assert left == []
+
+    ids = [r["request_id"] for r in httpx.get(f"{sim.url}/_sim/requests", trust_env=False).json()["requests"]]
+    assert len(ids) == 200
+    conn = sqlite3.connect(tmp_path / "var" / "ledger.sqlite3")
+    try:
+        marks = ",".join("?" * len(ids))
+        statuses = [s for (s,) in conn.execute(
+            f"SELECT status FROM agent_token_usage WHERE request_id IN ({marks})", ids).fetchall()]
+    finally:
+        conn.close()
+    assert sorted(statuses) == ["ok"] * 200
