@@ -40,7 +40,7 @@ class Child:
         except OSError:
             return ""
 
-    def stop(self, grace_s: float = 20.0) -> None:
+    def stop(self, grace_s: float = 90.0) -> None:
         """SIGTERM to the child, SIGKILL after `grace_s`; then SIGKILL to whatever is left in its
         process group. Only the child gets the SIGTERM: sent to the whole group it also killed a
         Switchboard's Ray processes under its graceful shutdown, and an orphaned haproxy then
