@@ -1,5 +1,6 @@
 """`make bench`: every benchmark in one bounded run on this machine, loopback only; results in
-bench/out/results.json, tables and plots in bench/RESULTS.md (+ bench/*.png).
+bench/out/results.json (copied to bench/results.json at the end), tables and plots in
+bench/RESULTS.md (+ bench/*.png).
 
     .venv/bin/python -m bench.run_all [--quick] [--only overhead,bulk,...] [--no-litellm]
 
@@ -154,6 +155,8 @@ def main(argv: list[str] | None = None) -> int:
     res["loadavg_at_end"] = [round(x, 2) for x in loadavg()]
     res["total_s"] = round(time.monotonic() - run.t0, 1)
     run.save()
+    # kept next to RESULTS.md (committed with it): `bench.report.write(json)` regenerates the report
+    (ROOT / "bench" / "results.json").write_text(json.dumps(res, indent=1, default=str))
     report.write(res)
     print(f"[bench] done in {res['total_s']:.0f}s: bench/RESULTS.md", flush=True)
     return 0
