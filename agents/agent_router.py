@@ -19,7 +19,7 @@ from agents.matching import (
 from agents.prompts import classification_messages
 from agents.registry import Registry
 from agents.steps import RunContext, StepCall, run_step
-from runtime.gateway import Gateway
+from runtime.core.gateway import Gateway
 
 ENDPOINT = "/api/ai/agents/route"
 CLASSIFY = StepCall("classify", "agent-router:classify", "chat", "cost", 300, 0.0, "json_object")

@@ -30,7 +30,7 @@ from agents.steps import (
     run_step,
 )
 from blackboard.models import Entry, NewEntry
-from runtime.gateway import Gateway
+from runtime.core.gateway import Gateway
 
 ENDPOINT = "/api/ai/review"
 AGENT_PREFIX = "code-review"

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from agents.prompts import code_generation_messages, normalize_language
 from agents.steps import PipelineError, RunContext, StepCall, code_blocks, run_step
-from runtime.gateway import Gateway
+from runtime.core.gateway import Gateway
 
 ENDPOINT = "/api/ai/generate-code"
 GENERATE = StepCall("generate", "codegen", "code", "quality", 4096, 0.2)

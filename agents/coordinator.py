@@ -21,8 +21,8 @@ from agents.steps import PipelineError, RunContext, new_run_id
 from agents.visual_delta import VisualChange
 from agents.visual_editor import ChangeStore, capture_change, change_view, confirm_change, owned_change
 from providers.clock import SYSTEM_CLOCK, Clock
-from runtime.budget_routing import BudgetRefusedError, LedgerUnavailableError
-from runtime.gateway import Gateway
+from runtime.finops.errors import BudgetRefusedError, LedgerUnavailableError
+from runtime.core.gateway import Gateway
 from providers.named_actor import named_actor_options
 
 COORDINATOR_ACTOR_NAME = "coordinator"

@@ -14,11 +14,11 @@ from typing import Any, Sequence
 
 from providers.clock import SYSTEM_CLOCK, Clock
 from providers.types import ChatRequest, Message, ResponseFormat
-from runtime.budget import Budget
-from runtime.gateway import CallContext, Gateway
-from runtime.router import AllProvidersFailed, ClientRequestError
-from runtime.routing import ContextTooLongForAllError, constrain, plan_for_use_case
-from runtime.services import estimate_tokens
+from runtime.finops.budget import Budget
+from runtime.core.gateway import CallContext, Gateway
+from runtime.core.router import AllProvidersFailed, ClientRequestError
+from runtime.core.routing import ContextTooLongForAllError, constrain, plan_for_use_case
+from runtime.core.routing import estimate_tokens
 
 #: insights and answers kept on the blackboard / in stored results are clipped to this size
 MAX_KEPT_CHARS = 16_000

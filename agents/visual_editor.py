@@ -27,10 +27,10 @@ from agents.registry import Registry
 from agents.steps import PipelineError, RunContext, StepCall, StepResult, clip, confidence_of, run_step
 from agents.visual_delta import VisualChange, affected_agents, compute_delta, template_summary
 from blackboard.models import NewEntry
-from runtime.ensemble import EnsembleFailed, run_ensemble
-from runtime.gateway import Gateway
-from runtime.router import AllProvidersFailed, ClientRequestError
-from runtime.ledger_schema import TrackedChange
+from runtime.core.ensemble import EnsembleFailed, run_ensemble
+from runtime.core.gateway import Gateway
+from runtime.core.router import AllProvidersFailed, ClientRequestError
+from runtime.finops.ledger_schema import TrackedChange
 
 log = structlog.get_logger("switchboard.agents")
 

@@ -16,7 +16,8 @@ from typing import Any
 import yaml
 
 from bench.procs import OUT
-from runtime.config import DEFAULT_CONFIG_PATH, load_config
+from providers.settings import DEFAULT_CONFIG_PATH
+from runtime.config import load_config
 
 UNLIMITED = ("openai", "gpt-4o")
 BULK_CHAIN = "bulk"

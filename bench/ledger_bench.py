@@ -23,9 +23,9 @@ import uuid
 from pathlib import Path
 from typing import Any, Awaitable, Callable
 
-from runtime.budget import Budget, Scope
-from runtime.ledger_store import FinalRow, LedgerStore, PendingRow
-from runtime.reports import nearest_rank
+from runtime.finops.budget import Budget, Scope
+from runtime.finops.ledger_store import FinalRow, LedgerStore, PendingRow
+from runtime.finops.reports import nearest_rank
 
 OUT = Path(__file__).resolve().parent / "out" / "ledger.json"
 BUDGET_USD = 1e6  # large: every admission runs the budget check, none is refused
@@ -92,8 +92,8 @@ def bench_ray(db_path: str, levels: list[int], seconds: float) -> list[dict[str,
     import ray
 
     from runtime.app import use_loopback_only
-    from runtime.ledger import LedgerActor, ledger_actor_options
-    from runtime.ledger_client import RayLedgerClient
+    from runtime.finops.ledger import LedgerActor, ledger_actor_options
+    from runtime.finops.ledger_client import RayLedgerClient
 
     use_loopback_only()
     ray.init(num_cpus=2, include_dashboard=False, _node_ip_address="127.0.0.1", configure_logging=False,

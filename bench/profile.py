@@ -69,7 +69,7 @@ def _split(frame: str) -> tuple[str, str]:
 
 
 def _package(path: str) -> str:
-    """`ray/serve/_private/replica.py` -> `ray.serve`; `runtime/gateway.py` -> `runtime`."""
+    """`ray/serve/_private/replica.py` -> `ray.serve`; `runtime/core/gateway.py` -> `runtime`."""
     parts = Path(path).parts
     if not parts:
         return "?"

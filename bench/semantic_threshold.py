@@ -21,8 +21,8 @@ from pathlib import Path
 
 import numpy as np
 
-from runtime.embed import Embedder
-from runtime.semantic import SemanticIndex
+from runtime.cache.embed import Embedder
+from runtime.cache.semantic import SemanticIndex
 
 DATA = Path(os.environ.get("SWITCHBOARD_SHARED", "/work/shared")) / "data" / (
     "gptcache-paraphrase-pairs.json"

@@ -23,6 +23,7 @@ from providers.endpoints import SIMULATOR_KEY
 from providers.guard import Admission, ModelGuard
 from providers.retry import RetryBudget, RetryPolicy
 from providers.secret import Secret
+from providers.settings import PlatformSettings
 from providers.tokens import reservation_tokens, warm_up
 from providers.transport import Transport, new_http_client
 from providers.types import (
@@ -37,9 +38,8 @@ from providers.types import (
     Refusal,
     UpstreamTimeoutError,
 )
-from providers.wire import Endpoint
+from providers.wire.base import Endpoint
 from providers.wire.ratelimit import parse_rate_limit_headers
-from runtime.config import Config
 from providers.named_actor import named_actor_options
 
 
@@ -72,15 +72,14 @@ class ProviderActor:
 
     def __init__(
         self,
-        platform: str,
-        config: Config,
+        settings: PlatformSettings,
         base_url: str,
         simulated: bool = False,
         clock: Clock = SYSTEM_CLOCK,
         restarted: bool | None = None,
         api_key: Secret | None = None,
     ) -> None:
-        entry = config.providers[platform]
+        platform, entry = settings.platform, settings.entry
         # The key comes masked from the driver, or from the actor's own environment; it never
         # leaves this object (Endpoint.api_key has repr=False).
         if simulated:
@@ -93,11 +92,11 @@ class ProviderActor:
         self.simulated = simulated
         self.endpoint = Endpoint(platform, entry.protocol, base_url, api_key_value, entry.timeout_s, entry.connect_timeout_s)
         self._clock = clock
-        self._default_max_tokens = config.server.default_max_tokens
-        p = config.protection
+        self._default_max_tokens = settings.default_max_tokens
+        p = settings.protection
         settle = p.settle_on_restart and (_was_restarted() if restarted is None else restarted)
         breaker = BreakerConfig(**p.breaker.model_dump())
-        self.models: dict[str, ModelSpec] = {m.id: m for m in config.catalog() if m.platform == platform}
+        self.models: dict[str, ModelSpec] = {m.id: m for m in settings.models}
         self.guards = {
             m.id: ModelGuard(m, clock, window_scale=p.window_scale, guard_s=p.guard_s, breaker=breaker, settle=settle)
             for m in self.models.values()

@@ -10,8 +10,8 @@ from dataclasses import dataclass
 from typing import Mapping
 from urllib.parse import urlsplit
 
-from providers.wire import Endpoint
-from runtime.config import Config
+from providers.wire.base import Endpoint
+from providers.settings import ProviderEntry
 
 SIMULATOR_KEY = "sim-local-key"
 
@@ -26,21 +26,22 @@ class EndpointPlan:
         return bool(self.simulated)
 
 
-def simulated_platforms(config: Config, env: Mapping[str, str]) -> tuple[str, ...]:
+def simulated_platforms(providers: Mapping[str, ProviderEntry], env: Mapping[str, str]) -> tuple[str, ...]:
     """Platforms with no API key and no base-URL override: they go to the simulator."""
     return tuple(
         name
-        for name, p in config.providers.items()
+        for name, p in providers.items()
         if not env.get(p.api_key_env) and not env.get(p.base_url_env)
     )
 
 
 def resolve_endpoints(
-    config: Config, env: Mapping[str, str], simulator_url: str | None
+    providers: Mapping[str, ProviderEntry], env: Mapping[str, str], simulator_url: str | None
 ) -> EndpointPlan:
-    simulated = simulated_platforms(config, env) if simulator_url else ()
+    """`providers` is the configuration's `providers:` section (platform -> entry)."""
+    simulated = simulated_platforms(providers, env) if simulator_url else ()
     endpoints: dict[str, Endpoint] = {}
-    for name, p in config.providers.items():
+    for name, p in providers.items():
         if name in simulated:
             base = simulator_url.rstrip("/") + urlsplit(p.base_url).path  # same path, local host
             key = SIMULATOR_KEY

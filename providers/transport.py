@@ -22,7 +22,8 @@ from providers.types import (
     UpstreamConnectionError,
     UpstreamTimeoutError,
 )
-from providers.wire import Endpoint, WireAdapter, adapter_for
+from providers.wire.base import Endpoint, WireAdapter
+from providers.wire import adapter_for
 
 REQUEST_ID_HEADER = "x-switchboard-request-id"
 

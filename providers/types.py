@@ -88,7 +88,7 @@ class StreamEvent:
 
 # --------------------------------------------------------------------------------------------
 # Error taxonomy. Mapped once per wire protocol (providers/wire/*), mapped once to HTTP at the
-# edge (runtime/errors.py).
+# edge (runtime/http/errors.py).
 # --------------------------------------------------------------------------------------------
 
 ErrorKind = Literal[

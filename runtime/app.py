@@ -16,12 +16,13 @@ from blackboard.board import BlackboardActor, blackboard_actor_options
 from providers.actor import ProviderActor, provider_actor_options
 from providers.secret import Secret
 from providers.endpoints import EndpointPlan, resolve_endpoints, simulated_platforms
-from runtime.admin_key import AdminKey, load_or_create_admin_key
-from runtime.auth import key_digest
+from runtime.finops.admin_key import AdminKey, load_or_create_admin_key
+from runtime.http.auth import key_digest
 from runtime.config import Config, load_config
-from runtime.deployment import LEDGER_ACTOR_NAME, BootInfo, GatewayDeployment
-from runtime.ledger import LedgerActor, ledger_actor_options
+from runtime.deployment import GatewayDeployment
+from runtime.finops.ledger import LedgerActor, ledger_actor_options
 from runtime.settings import Settings
+from runtime.wiring import LEDGER_ACTOR_NAME, BootInfo
 from runtime.simulator_process import SimulatorProcess
 
 APP_NAME = "switchboard"
@@ -106,7 +107,7 @@ def start_actors(
         actors[f"provider:{platform}"] = (
             ray.remote(ProviderActor)
             .options(**provider_actor_options(platform, boot.namespace), get_if_exists=True)
-            .remote(platform, config, plan.endpoints[platform].base_url, platform in plan.simulated, api_key=key)
+            .remote(config.platform_settings(platform), plan.endpoints[platform].base_url, platform in plan.simulated, api_key=key)
         )
     # The ledger's SQLite file lives on one disk: keep the actor (and its restarts) on the head.
     ledger_options = {**ledger_actor_options(LEDGER_ACTOR_NAME, boot.namespace), "resources": {HEAD_NODE: 0.001}}
@@ -146,7 +147,7 @@ def prepare(
     """Shared by `start` (embedded) and `runtime.serve_app.build` (`serve deploy`): admin key,
     endpoint plan, BootInfo and the named actors. Ray must be initialized."""
     admin = load_or_create_admin_key(settings.data_dir, settings.admin_key)
-    plan = resolve_endpoints(config, env, simulator_url)
+    plan = resolve_endpoints(config.providers, env, simulator_url)
     boot = BootInfo(
         namespace=settings.namespace,
         config_path=settings.config_path,
@@ -172,7 +173,7 @@ def start(
     env = os.environ if env is None else env
     config = load_config(settings.config_path)
     simulator = None
-    if simulated_platforms(config, env):
+    if simulated_platforms(config.providers, env):
         simulator = SimulatorProcess.start(
             latency_scale=simulator_latency_scale, config_path=settings.config_path
         )

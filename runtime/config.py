@@ -3,45 +3,18 @@
 from __future__ import annotations
 
 import os
-from pathlib import Path
 from typing import Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 
-from providers.catalog import Catalog, ModelSpec
-
-DEFAULT_CONFIG_PATH = Path(__file__).resolve().parent.parent / "switchboard.yaml"
+from providers.catalog import Catalog
+from providers.settings import (
+    ModelEntry, PlatformSettings, ProtectionSection, ProviderEntry, Strict as _Strict, config_path,
+)
 
 USE_CASES = ("chat", "code", "reasoning", "analysis", "bulk")
 PRIORITIES = ("speed", "cost", "quality", "balanced")
-Protocol = Literal["openai", "anthropic", "gemini"]
-
-
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class ModelEntry(_Strict):
-    platform: str
-    id: str
-    aliases: list[str] = []
-    input_per_1m: float = Field(ge=0)
-    output_per_1m: float = Field(ge=0)
-    context_window: int = Field(gt=0)
-    rpm: int | None = Field(default=None, gt=0)
-    tpm: int | None = Field(default=None, gt=0)
-    rpd: int | None = Field(default=None, gt=0)
-    max_in_flight: int | None = Field(default=None, gt=0)
-    tokens_per_s: float = Field(default=100.0, gt=0)
-    ttft_ms: float = Field(default=300.0, ge=0)
-    status: Literal["active", "deprecated", "retired"] = "active"
-    successor: str | None = None
-    source: str = ""
-    retrieved: str = ""
-
-    def spec(self) -> ModelSpec:
-        return ModelSpec(**{**self.model_dump(), "aliases": tuple(self.aliases)})
 
 
 class ChainStep(_Strict):
@@ -49,50 +22,10 @@ class ChainStep(_Strict):
     model: str
 
 
-class ProviderEntry(_Strict):
-    protocol: Protocol
-    base_url: str
-    api_key_env: str
-    base_url_env: str
-    timeout_s: float = Field(default=60.0, gt=0)
-    connect_timeout_s: float = Field(default=5.0, gt=0)
-    default_model: str | None = None  # what an ensemble member named only by platform uses
-
-
 class EnsembleSection(_Strict):
     default_members: list[str] = ["groq", "openai", "anthropic"]
     synthesis_use_case: Literal["chat", "code", "reasoning", "analysis", "bulk"] = "reasoning"
     max_members: int = Field(default=5, ge=1, le=10)
-
-
-class BreakerSection(_Strict):
-    window_s: float = Field(default=60.0, gt=0)
-    min_calls: int = Field(default=10, ge=1)
-    failure_rate: float = Field(default=0.5, gt=0, le=1)
-    consecutive_failures: int = Field(default=5, ge=1)
-    base_cooldown_s: float = Field(default=5.0, gt=0)
-    max_cooldown_s: float = Field(default=300.0, gt=0)
-    probes: int = Field(default=1, ge=1)
-    probe_timeout_s: float = Field(default=30.0, gt=0)
-
-
-class RetrySection(_Strict):
-    max_attempts: int = Field(default=3, ge=1, le=10)
-    base_s: float = Field(default=0.25, ge=0)
-    cap_s: float = Field(default=8.0, ge=0)
-    budget_ratio: float = Field(default=0.2, ge=0, le=1)
-    budget_min_retries: int = Field(default=3, ge=0)
-    budget_window_s: float = Field(default=60.0, gt=0)
-
-
-class ProtectionSection(_Strict):
-    """Per-platform protection owned by each ProviderActor (see providers/guard.py)."""
-
-    window_scale: float = Field(default=1.0, gt=0)  # < 1 shrinks every limit window (tests)
-    guard_s: float = Field(default=0.1, ge=0)
-    settle_on_restart: bool = True
-    breaker: BreakerSection = BreakerSection()
-    retry: RetrySection = RetrySection()
 
 
 class CacheSection(_Strict):
@@ -117,7 +50,7 @@ class ServerSection(_Strict):
 
 class BudgetsSection(_Strict):
     """The global daily budget: at 90% quality chains route as their cost twins, above 100%
-    models whose output price exceeds the threshold are refused (runtime/budget_routing.py)."""
+    models whose output price exceeds the threshold are refused (runtime/core/budget_routing.py)."""
 
     daily_usd: float | None = Field(default=None, ge=0)  # None: no global budget
     output_price_threshold_per_1m: float = Field(default=1.0, ge=0)
@@ -182,11 +115,20 @@ class Config(_Strict):
     def platforms(self) -> list[str]:
         return list(self.providers)
 
+    def platform_settings(self, platform: str) -> PlatformSettings:
+        """What one platform's ProviderActor is given (providers/ knows nothing of this file)."""
+        return PlatformSettings(
+            platform=platform,
+            entry=self.providers[platform],
+            models=tuple(m for m in self.catalog() if m.platform == platform),
+            protection=self.protection,
+            default_max_tokens=self.server.default_max_tokens,
+        )
+
 
 def load_config(path: str | os.PathLike[str] | None = None) -> Config:
     """Load and validate the configuration. `path` wins, then `SWITCHBOARD_CONFIG`, then the
     shipped default."""
-    chosen = Path(path or os.environ.get("SWITCHBOARD_CONFIG") or DEFAULT_CONFIG_PATH)
-    with chosen.open("r", encoding="utf-8") as fh:
+    with config_path(path).open("r", encoding="utf-8") as fh:
         data = yaml.safe_load(fh)
     return Config.model_validate(data)

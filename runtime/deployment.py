@@ -1,26 +1,32 @@
 """The Serve ingress deployment: one replica = one process with its own FastAPI app, looking up
-the named actors (providers, ledger) once at start."""
+the named actors (providers, ledger) once at start. Assembly: it mounts every router, the HTTP
+edge's (runtime/http) and the agent pipelines' (runtime/agent_routes.py)."""
 from __future__ import annotations
 
 import asyncio
 from typing import Any
 
+from fastapi import FastAPI
 from ray import serve
 
-from runtime.api import Services, create_api
-from runtime.auth import Authenticator
+from runtime import agent_routes
+from runtime.http.api import Services, create_api
+from runtime.http.auth import Authenticator
 from runtime.config import load_config
-from runtime.idempotency import open_idempotency_store
-from runtime.key_rate import open_key_rate
+from runtime.http.idempotency.actor import open_idempotency_store
+from runtime.http.key_rate import open_key_rate
 from runtime.logs import configure_logging
 from runtime.metrics import GatewayMetrics
-from runtime.schemas import Health
+from runtime.http.schemas import Health
 from agents.coordinator import lookup_coordinator
-from runtime.wiring import BootInfo, LEDGER_ACTOR_NAME, build_gateway, lookup_actors
-
-__all__ = ["BootInfo", "GatewayDeployment", "LEDGER_ACTOR_NAME"]
+from runtime.wiring import BootInfo, build_gateway, lookup_actors
 
 HEALTH_TIMEOUT_S = 2.0
+
+
+def build_api(services: Services) -> FastAPI:
+    """The whole HTTP app of one replica: the edge's routes and the agent pipelines'."""
+    return create_api(services, extra_routers=[agent_routes.router(services)])
 
 
 @serve.deployment(
@@ -56,7 +62,7 @@ class GatewayDeployment:
             await flush()
 
     def __serve_build_asgi_app__(self):
-        return create_api(
+        return build_api(
             Services(
                 config=self.config,
                 catalog=self.catalog,

@@ -1,6 +1,6 @@
 """What one HTTP request did, gathered for its single log line.
 
-The request-log middleware (runtime/middleware.py) opens a record per request; code on the
+The request-log middleware (runtime/http/middleware.py) opens a record per request; code on the
 request path (auth, the gateway's ledger row, the routes) adds fields with `note(**fields)`;
 the middleware writes one JSON line when the response is finished. The record is a mutable
 dict held in a context variable, so notes made in child tasks (Starlette runs some middleware
@@ -67,7 +67,7 @@ def current_request_id() -> str:
 
 
 def note_outcome(plan: Any, ctx: Any, outcome: Any) -> None:
-    """What one gateway call did (runtime/gateway.py calls this where it builds the ledger row)."""
+    """What one gateway call did (runtime/core/gateway.py calls this where it builds the ledger row)."""
     note(
         key_id=getattr(ctx, "key_id", None),
         use_case=getattr(ctx, "use_case", None) or getattr(plan, "use_case", None),

@@ -16,16 +16,17 @@ from providers.types import (
     StreamCutError,
     UpstreamConnectionError,
 )
-from runtime.cache import CachePolicy, ResponseCache
-from runtime.cache_backends import open_store
+from runtime.cache.keys import CachePolicy
+from runtime.cache.response_cache import ResponseCache
+from runtime.cache.stores import open_store
 from runtime.config import Config
-from runtime.embed import BatchingEmbedder, Embedder
-from runtime.gateway import Gateway
-from runtime.ledger_client import RayLedgerClient
-from runtime.ledger_store import FinalRow
+from runtime.cache.embed import BatchingEmbedder, Embedder
+from runtime.core.gateway import Gateway
+from runtime.finops.ledger_client import RayLedgerClient
+from runtime.finops.ledger_store import FinalRow
 from runtime.metrics import Metrics, NullMetrics
-from runtime.router import Router
-from runtime.semantic import SemanticCache
+from runtime.core.router import Router
+from runtime.cache.semantic import SemanticCache
 
 LEDGER_ACTOR_NAME = "ledger"
 

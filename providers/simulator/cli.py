@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 from typing import Any, Sequence
 
+from providers.settings import load_catalog
 from providers.simulator.faults import load_rules
 
 DEFAULT_PORT = 8900
@@ -35,7 +36,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="multiply each model's ttft + tokens/s latency (0 = no delay)")
     p.add_argument("--fixed-latency-ms", type=float, default=None,
                    help="answer every request after this latency instead")
-    p.add_argument("--config", default=None, help="switchboard YAML (default: load_config())")
+    p.add_argument("--config", default=None, help="switchboard YAML whose models: it serves (default: SWITCHBOARD_CONFIG, else the shipped one)")
     p.add_argument("--no-limits", action="store_true", help="disable the per-model rpm/tpm limiter")
     p.add_argument("--window-s", type=float, default=60.0, help="rate-limit window (default 60)")
     p.add_argument("--faults", default=None,
@@ -46,10 +47,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def options_from_args(args: argparse.Namespace) -> dict[str, Any]:
-    from runtime.config import load_config
-
     return {
-        "catalog": load_config(args.config).catalog(),
+        "catalog": load_catalog(args.config),
         "latency_scale": args.latency_scale,
         "fixed_latency_ms": args.fixed_latency_ms,
         "limits_enabled": not args.no_limits,

@@ -11,6 +11,7 @@ from starlette.responses import Response, StreamingResponse
 
 from providers.catalog import Catalog, ModelSpec, UnknownModelError
 from providers.clock import SYSTEM_CLOCK, Clock
+from providers.settings import load_catalog
 from providers.simulator.core import Dialect, SimError, SimRequest
 from providers.simulator.faults import WILDCARD, FaultRule, FaultTable
 from providers.simulator.limiter import Limiter
@@ -21,18 +22,12 @@ from providers.simulator.text import Completion, complete
 REQUEST_ID_HEADER = "x-switchboard-request-id"
 
 
-def _default_catalog() -> Catalog:
-    from runtime.config import load_config
-
-    return load_config().catalog()
-
-
 @dataclass
 class SimulatorConfig:
     """How the simulator behaves. `latency_scale` multiplies every model's latency (0 = none);
     `fixed_latency_ms` replaces it; rpm/tpm apply per `window_s` seconds."""
 
-    catalog: Catalog = field(default_factory=_default_catalog)
+    catalog: Catalog = field(default_factory=load_catalog)
     latency_scale: float = 1.0
     fixed_latency_ms: float | None = None
     limits_enabled: bool = True

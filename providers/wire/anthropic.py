@@ -19,7 +19,7 @@ from providers.types import (
     StreamEvent,
     Usage,
 )
-from providers.wire import Endpoint, HttpCall
+from providers.wire.base import Endpoint, HttpCall
 from providers.wire.errors import (
     error_object_and_wait,
     kind_for_status,

@@ -72,7 +72,7 @@ def sim_counts(app) -> dict[tuple[str, str], int]:
 
 def settle_ledger(app) -> None:
     """Every row the gateway has queued is committed. Final rows leave the replica in batches
-    after the response (runtime/ledger_client.py); a cost report flushes the replica's queue
+    after the response (runtime/finops/ledger_client.py); a cost report flushes the replica's queue
     before reading, and these apps run one replica. Then the ledger drains its writer."""
     import ray
 

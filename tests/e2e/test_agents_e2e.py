@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from runtime.config import load_config
-from runtime.routing import chain_steps
+from runtime.core.routing import chain_steps
 from tests.e2e.conftest import auth_headers, live_switchboard, settle_ledger, sim_counts
 
 pytestmark = pytest.mark.e2e

@@ -103,7 +103,7 @@ def test_bad_key_is_one_clear_line_not_a_traceback(app):
 
 def test_keys_round_trip(app, routes):
     if "/api/keys" not in routes:
-        pytest.skip("POST/GET /api/keys is not in this gateway's OpenAPI schema yet (runtime/routes_finops.py)")
+        pytest.skip("POST/GET /api/keys is not in this gateway's OpenAPI schema yet (runtime/http/routes/finops.py)")
     created = run_cli(app, "keys", "create", "--user", "cli-alice", "--agent", "cli-test",
                       "--daily-usd", "1.5", "--rpm", "30")
     assert created.returncode == 0, created.stderr
@@ -128,7 +128,7 @@ def test_keys_round_trip(app, routes):
 
 def test_costs_report_and_daily_chart(app, routes):
     if "/api/ai/costs/daily" not in routes:
-        pytest.skip("GET /api/ai/costs/daily is not in this gateway's OpenAPI schema yet (runtime/routes_finops.py)")
+        pytest.skip("GET /api/ai/costs/daily is not in this gateway's OpenAPI schema yet (runtime/http/routes/finops.py)")
     assert chat(app, "What is a monoid?").status_code == 200
     summary = httpx.get(f"{app.url}/api/ai/costs/summary", params={"days": 3},
                         headers=auth_headers(), trust_env=False).json()
@@ -151,7 +151,7 @@ def test_costs_report_and_daily_chart(app, routes):
 
 def test_review_prints_the_report(app, routes, tmp_path):
     if "/api/ai/review" not in routes:
-        pytest.skip("POST /api/ai/review is not in this gateway's OpenAPI schema yet (agents/http.py)")
+        pytest.skip("POST /api/ai/review is not in this gateway's OpenAPI schema yet (runtime/agent_routes.py)")
     if not any("coordinator" in name for name in app.actors):
         pytest.skip("runtime/app.py start_actors does not start the Coordinator actor yet: review answers 503")
     source = tmp_path / "snippet.py"

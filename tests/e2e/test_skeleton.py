@@ -9,7 +9,7 @@ import openai
 import pytest
 
 from runtime.config import PRIORITIES, USE_CASES, load_config
-from runtime.routing import plan_for_use_case
+from runtime.core.routing import plan_for_use_case
 from tests.e2e.conftest import ADMIN_KEY, auth_headers, live_switchboard, settle_ledger, sim_counts
 
 pytestmark = pytest.mark.e2e

@@ -21,7 +21,8 @@ import httpx
 import pytest
 import yaml
 
-from runtime.config import DEFAULT_CONFIG_PATH, load_config
+from providers.settings import DEFAULT_CONFIG_PATH
+from runtime.config import load_config
 from runtime.simulator_process import SimulatorProcess, free_port
 from tests.e2e.conftest import wait_healthy
 
@@ -50,7 +51,7 @@ def app_env(sim_url: str, data_dir: Path, port: int, config_path: Path) -> dict[
 
 
 def start_app(env: dict[str, str], log) -> tuple[subprocess.Popen, str]:
-    proc = subprocess.Popen([sys.executable, "-m", "runtime.cli", "serve", "--latency-scale", "0"],
+    proc = subprocess.Popen([sys.executable, "-m", "runtime.cli.main", "serve", "--latency-scale", "0"],
                             env=env, cwd=REPO, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     url = f"http://127.0.0.1:{env['SWITCHBOARD_PORT']}"
     wait_healthy(url, attempts=900)

@@ -34,7 +34,7 @@ def request(platform: str) -> ChatRequest:
 
 
 def transport(client: httpx.AsyncClient, base_url: str, platform: str) -> Transport:
-    return Transport(resolve_endpoints(CFG, {}, base_url).endpoints[platform], client)
+    return Transport(resolve_endpoints(CFG.providers, {}, base_url).endpoints[platform], client)
 
 
 async def fault(client: httpx.AsyncClient, sim_url: str, platform: str, **rule) -> None:

@@ -62,7 +62,7 @@ def run(coro):
 def setup(platform: str):
     app = create_app(SimulatorConfig(catalog=CFG.catalog(), latency_scale=0.0))
     client = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=SIM)
-    endpoint = resolve_endpoints(CFG, {}, SIM).endpoints[platform]
+    endpoint = resolve_endpoints(CFG.providers, {}, SIM).endpoints[platform]
     return client, Transport(endpoint, client)
 
 
@@ -128,7 +128,7 @@ def test_a_hung_upstream_is_a_timeout(sim_process, platform):
         async with new_http_client() as client:
             await client.post(f"{sim_process.url}/_sim/faults",
                               json={"platform": platform, "model": MODELS[platform], "hang": True, "count": 1})
-            endpoint = resolve_endpoints(CFG, {}, sim_process.url).endpoints[platform]
+            endpoint = resolve_endpoints(CFG.providers, {}, sim_process.url).endpoints[platform]
             with pytest.raises(UpstreamTimeoutError):
                 await asyncio.wait_for(Transport(endpoint, client).complete(request(platform), MODELS[platform], 0.3), 10)
 

@@ -13,9 +13,9 @@ import httpx
 import yaml
 
 from providers.types import ChatRequest, ChatResponse, Message, ProviderError
-from runtime.config import DEFAULT_CONFIG_PATH
-from runtime.router import Router
-from runtime.routing import RoutePlan, Step
+from providers.settings import DEFAULT_CONFIG_PATH
+from runtime.core.router import Router
+from runtime.core.routing import RoutePlan, Step
 
 UNLIMITED_RPM = 1_000_000
 UNLIMITED_TPM = 1_000_000_000

@@ -9,9 +9,10 @@ import numpy as np
 import pytest
 
 from providers.types import ChatRequest, Message, Usage
-from runtime.cache import CacheLookup, CachedAnswer, ResponseCache
-from runtime.cache_backends import cache_actor_options, open_store
-from runtime.semantic import SemanticCache
+from runtime.cache.response_cache import CacheLookup, ResponseCache
+from runtime.cache.entries import CachedAnswer
+from runtime.cache.stores import cache_actor_options, open_store
+from runtime.cache.semantic import SemanticCache
 
 pytestmark = pytest.mark.ray
 

@@ -13,10 +13,10 @@ import pytest
 
 ray = pytest.importorskip("ray")
 
-from runtime.budget import Admitted, Budget, BudgetExceeded, Scope  # noqa: E402
-from runtime.ledger import LedgerActor, ledger_actor_options  # noqa: E402
-from runtime.ledger_store import FinalRow, PendingRow  # noqa: E402
-from runtime.reports import Summary  # noqa: E402
+from runtime.finops.budget import Admitted, Budget, BudgetExceeded, Scope  # noqa: E402
+from runtime.finops.ledger import LedgerActor, ledger_actor_options  # noqa: E402
+from runtime.finops.ledger_store import FinalRow, PendingRow  # noqa: E402
+from runtime.finops.reports import Summary  # noqa: E402
 
 pytestmark = pytest.mark.ray
 
@@ -92,7 +92,7 @@ def test_pending_finalize_report_round_trip_and_restart_keeps_rows(ledger):
 async def test_client_batches_admissions_and_final_rows_and_reads_its_own_writes(ledger):
     """Concurrent admissions go as few `admit_many` calls, each still decided against the key's
     budget in order; final rows are queued without waiting and the report flushes them first."""
-    from runtime.ledger_client import RayLedgerClient
+    from runtime.finops.ledger_client import RayLedgerClient
 
     actor, _ = ledger
     client = RayLedgerClient(actor, max_in_flight=1)

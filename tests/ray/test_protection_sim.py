@@ -21,7 +21,7 @@ from providers.actor import ProviderActor, provider_actor_options  # noqa: E402
 from providers.clock import OffsetClock  # noqa: E402
 from providers.endpoints import resolve_endpoints  # noqa: E402
 from runtime.config import Config, load_config  # noqa: E402
-from runtime.router import AllProvidersFailed, RoutedResponse, Router  # noqa: E402
+from runtime.core.router import AllProvidersFailed, RoutedResponse, Router  # noqa: E402
 from runtime.simulator_process import SimulatorProcess  # noqa: E402
 from runtime.wiring import RayProviderPool  # noqa: E402
 from tests.ray.protection_helpers import (  # noqa: E402
@@ -71,13 +71,13 @@ def env(ray_cluster, tmp_path_factory):
                                  extra_args=("--window-s", str(WINDOW_S), "--seed", "7"))
     admin = SimAdmin(sim.url)
     namespace = f"protection-{uuid.uuid4().hex[:8]}"
-    endpoints = resolve_endpoints(config, {}, sim.url).endpoints
+    endpoints = resolve_endpoints(config.providers, {}, sim.url).endpoints
     actors: dict[str, Any] = {}
     try:
         for platform in config.platforms:
             options = provider_actor_options(platform, namespace)
             actors[platform] = ray.remote(ProviderActor).options(**options).remote(
-                platform, config, endpoints[platform].base_url, simulated=True, clock=OffsetClock())
+                config.platform_settings(platform), endpoints[platform].base_url, simulated=True, clock=OffsetClock())
         ray.get([a.ready.remote() for a in actors.values()])
         yield Env(config, admin, actors)
     finally:

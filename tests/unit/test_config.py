@@ -5,7 +5,8 @@ import pytest
 import yaml
 from pydantic import ValidationError
 
-from runtime.config import DEFAULT_CONFIG_PATH, Config, load_config
+from providers.settings import DEFAULT_CONFIG_PATH
+from runtime.config import Config, load_config
 
 
 def _raw():

@@ -7,9 +7,9 @@ from typing import Callable
 
 from providers.types import ChatRequest, ChatResponse, ProviderError, ServerError, Usage
 from runtime.config import load_config
-from runtime.gateway import Gateway
-from runtime.router import Router
-from tests.unit.test_router import FakePool
+from runtime.core.gateway import Gateway
+from runtime.core.router import Router
+from tests.unit.core.test_router import FakePool
 
 CFG = load_config()
 

@@ -12,13 +12,14 @@ from fastapi.testclient import TestClient
 from agents.coordinator import Pipelines
 from agents.prompts import IMPLEMENT_SYSTEM, LEARN_PATTERN_SYSTEM
 from blackboard.store import MemoryStore
-from runtime.api import Services, create_api
-from runtime.auth import Authenticator, key_digest
-from runtime.budget import Budget, BudgetExceeded, Scope
-from runtime.gateway import Gateway
-from runtime.router import Router
-from runtime.ledger_schema import TrackedChange
-from runtime.schemas import Health
+from runtime.deployment import build_api
+from runtime.http.api import Services
+from runtime.http.auth import Authenticator, key_digest
+from runtime.finops.budget import Budget, BudgetExceeded, Scope
+from runtime.core.gateway import Gateway
+from runtime.core.router import Router
+from runtime.finops.ledger_schema import TrackedChange
+from runtime.http.schemas import Health
 from tests.unit.agents_pipelines.helpers import CFG, Rows, ScriptedPool, down, make_gateway
 
 ADMIN = "sk-sb-admin-agents-unit"
@@ -71,7 +72,7 @@ def make_client(pool: ScriptedPool, coordinator: bool = True) -> TestClient:
         health=health, costs_summary=summary,
         coordinator=InProcess(pipelines) if coordinator else None,
     )
-    client = TestClient(create_api(services), raise_server_exceptions=False)
+    client = TestClient(build_api(services), raise_server_exceptions=False)
     client.headers["authorization"] = f"Bearer {ADMIN}"
     client.pool = pool
     return client

@@ -6,8 +6,8 @@ import sqlite3
 import pytest
 
 from providers.clock import FakeClock
-from runtime.ledger_schema import MIGRATIONS, TrackedChange
-from runtime.ledger_store import LedgerStore
+from runtime.finops.ledger_schema import MIGRATIONS, TrackedChange
+from runtime.finops.ledger_store import LedgerStore
 
 
 def change(change_id: str = "chg_0000000000000001", **fields) -> TrackedChange:

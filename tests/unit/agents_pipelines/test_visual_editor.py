@@ -24,7 +24,7 @@ from agents.visual_editor import (
 )
 from blackboard.store import MemoryStore
 from providers.clock import FakeClock
-from runtime.ledger_store import LedgerStore
+from runtime.finops.ledger_store import LedgerStore
 from tests.unit.agents_pipelines.helpers import Rows, ScriptedPool, default_answer, down, make_gateway, prompt_of
 
 MOVE = VisualChange(type="move", component_id="LoginButton", page="login",

@@ -4,7 +4,7 @@ from __future__ import annotations
 from typing import Any
 
 from providers.types import ChatRequest, Message, Usage
-from runtime.cache import CachedAnswer
+from runtime.cache.entries import CachedAnswer
 
 
 def make_request(

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from providers.clock import FakeClock
-from runtime.cache_backends import MemoryStore, RedisStore
+from runtime.cache.stores import MemoryStore, RedisStore
 
 
 @pytest.fixture
@@ -65,6 +65,6 @@ async def backend(request, clock):
 @pytest.fixture(scope="session")
 def embedder():
     """The real ONNX model (loaded once; ~0.5 s)."""
-    from runtime.embed import Embedder
+    from runtime.cache.embed import Embedder
 
     return Embedder()

@@ -9,7 +9,8 @@ from hypothesis import strategies as st
 
 from providers.clock import FakeClock
 from providers.types import ChatRequest, Message
-from runtime.cache import CachePolicy, LRUCache, cache_key, should_cache
+from runtime.cache.keys import CachePolicy, cache_key, should_cache
+from runtime.cache.entries import LRUCache
 from tests.unit.cache.cache_helpers import make_request
 
 ROUTE = "chain:chat_cost"

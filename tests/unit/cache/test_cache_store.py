@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from runtime.cache import CacheStats
-from runtime.cache_backends import MemoryStore, VectorRecord
+from runtime.cache.entries import CacheStats
+from runtime.cache.stores import MemoryStore, VectorRecord
 
 from tests.unit.cache.cache_helpers import make_answer
 

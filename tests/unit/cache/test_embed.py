@@ -6,7 +6,7 @@ import asyncio
 import numpy as np
 import pytest
 
-from runtime.embed import BatchingEmbedder, EmbedderUnavailable, _package_dir
+from runtime.cache.embed import BatchingEmbedder, EmbedderUnavailable, _package_dir
 
 TEXTS = [
     "How do I reverse a list in Python?",

@@ -6,8 +6,10 @@ from dataclasses import replace
 import pytest
 
 from providers.types import ChatResponse, Usage
-from runtime.cache import CachedAnswer, CachePolicy, ResponseCache
-from runtime.cache_backends import MemoryStore
+from runtime.cache.entries import CachedAnswer
+from runtime.cache.keys import CachePolicy
+from runtime.cache.response_cache import ResponseCache
+from runtime.cache.stores import MemoryStore
 from tests.unit.cache.cache_helpers import make_request
 
 ROUTE = "chain:chat_cost"

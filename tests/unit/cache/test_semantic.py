@@ -6,14 +6,11 @@ import numpy as np
 import pytest
 
 from providers.types import ChatRequest, Message
-from runtime.cache import CachePolicy, ResponseCache
-from runtime.embed import BatchingEmbedder
-from runtime.semantic import (
-    DEFAULT_THRESHOLD,
-    SemanticCache,
-    SemanticIndex,
-    partition_key,
-    query_text,
+from runtime.cache.keys import CachePolicy
+from runtime.cache.response_cache import ResponseCache
+from runtime.cache.embed import BatchingEmbedder
+from runtime.cache.semantic import (
+    DEFAULT_THRESHOLD, SemanticCache, SemanticIndex, partition_key, query_text,
 )
 from tests.unit.cache.cache_helpers import make_answer, make_request
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 
 from providers.clock import FakeClock
-from runtime.ledger_store import FinalRow, LedgerStore, PendingRow
+from runtime.finops.ledger_store import FinalRow, LedgerStore, PendingRow
 
 NEW_YEAR_2026 = 1_767_225_600.0  # 2026-01-01T00:00:00Z
 

@@ -8,8 +8,8 @@ import json
 import pytest
 from structlog.testing import capture_logs
 
-from runtime.budget import Admitted, Budget, BudgetExceeded, Scope, to_nusd
-from runtime.ledger import LedgerActor
+from runtime.finops.budget import Admitted, Budget, BudgetExceeded, Scope, to_nusd
+from runtime.finops.ledger import LedgerActor
 
 NEW_YEAR_2026 = 1_767_225_600.0  # the fake clock's wall start (conftest)
 DAY = 86_400.0

@@ -7,9 +7,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from providers.catalog import ModelSpec
-from runtime.budget import (
-    ALL, AlertTracker, Budget, BudgetUsage, Scope, admission, budget_state, blocked_model,
-    effective_chain, to_nusd, to_usd, utc_day_start, utc_month_start,
+from runtime.finops.budget import (
+    ALL, AlertTracker, Budget, BudgetUsage, Scope, admission, budget_state, blocked_model, effective_chain, to_nusd, to_usd, utc_day_start, utc_month_start,
 )
 
 NEW_YEAR_2026 = 1_767_225_600.0  # 2026-01-01T00:00:00Z, the fake clock's wall start (conftest)

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from runtime.budget import Admitted, BudgetExceeded, Scope
-from runtime.keys import KEY_PREFIX, key_digest
+from runtime.finops.budget import Admitted, BudgetExceeded, Scope
+from runtime.finops.keys import KEY_PREFIX, key_digest
 
 NEW_YEAR_2026 = 1_767_225_600.0  # the fake clock's wall start (conftest)
 

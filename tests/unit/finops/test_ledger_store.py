@@ -7,9 +7,9 @@ import sqlite3
 
 import pytest
 
-from runtime.budget import ALL, Scope
-from runtime.ledger_schema import MIGRATIONS, migrate
-from runtime.ledger_store import FinalRow, LedgerError, LedgerStore, PendingRow
+from runtime.finops.budget import ALL, Scope
+from runtime.finops.ledger_schema import MIGRATIONS, migrate
+from runtime.finops.ledger_store import FinalRow, LedgerError, LedgerStore, PendingRow
 
 NEW_YEAR_2026 = 1_767_225_600.0  # the fake clock's wall start (conftest)
 
@@ -46,7 +46,7 @@ async def test_wal_and_synchronous_full_are_in_effect(store, db_path):
 
 
 async def test_a_synchronous_level_that_does_not_take_refuses_to_open(db_path, clock, monkeypatch):
-    monkeypatch.setattr("runtime.ledger_store.SYNCHRONOUS_LEVELS", {"FULL": 3})  # expects 3, gets 2
+    monkeypatch.setattr("runtime.finops.ledger_store.SYNCHRONOUS_LEVELS", {"FULL": 3})  # expects 3, gets 2
     with pytest.raises(LedgerError, match="synchronous=FULL did not take effect"):
         await LedgerStore(db_path, clock=clock).open()
 

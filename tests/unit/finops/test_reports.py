@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from runtime.reports import nearest_rank, validate_days
+from runtime.finops.reports import nearest_rank, validate_days
 
 NEW_YEAR_2026 = 1_767_225_600.0  # the fake clock's wall start (conftest)
 DAY = 86_400.0

@@ -11,8 +11,8 @@ import textwrap
 SCRIPT = textwrap.dedent(
     """
     import asyncio, os, signal, sys, threading
-    from runtime.ledger import LedgerActor
-    from runtime.ledger_store import FinalRow
+    from runtime.finops.ledger import LedgerActor
+    from runtime.finops.ledger_store import FinalRow
 
     actor = LedgerActor(sys.argv[1])  # main thread: installs the SIGTERM handler
     loop = asyncio.new_event_loop()

@@ -41,7 +41,7 @@ class ScriptedTransport:
 
 def make_actor(outcomes=(), restarted=False, config=CFG):
     clock = FakeClock()
-    actor = ProviderActor("openai", config, "http://127.0.0.1:9/v1", simulated=True, clock=clock, restarted=restarted)
+    actor = ProviderActor(config.platform_settings("openai"), "http://127.0.0.1:9/v1", simulated=True, clock=clock, restarted=restarted)
     actor._transport = ScriptedTransport(clock, outcomes)
     return actor, clock
 

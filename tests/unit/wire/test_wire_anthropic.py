@@ -16,7 +16,8 @@ from providers.types import (
     ServerError,
     Usage,
 )
-from providers.wire import Endpoint, adapter_for
+from providers.wire.base import Endpoint
+from providers.wire import adapter_for
 from providers.wire.anthropic import ADAPTER, DEFAULT_MAX_TOKENS, JSON_INSTRUCTION
 
 KEY = "sk-ant-api03-SECRETsecretSECRET-abc"

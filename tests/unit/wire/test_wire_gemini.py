@@ -15,7 +15,8 @@ from providers.types import (
     ServerError,
     Usage,
 )
-from providers.wire import Endpoint, adapter_for
+from providers.wire.base import Endpoint
+from providers.wire import adapter_for
 from providers.wire.gemini import ADAPTER
 
 KEY = "AIzaSyD-SECRETsecretSECRETsecret123"

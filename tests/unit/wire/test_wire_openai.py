@@ -17,7 +17,8 @@ from providers.types import (
     ServerError,
     Usage,
 )
-from providers.wire import Endpoint, adapter_for
+from providers.wire.base import Endpoint
+from providers.wire import adapter_for
 from providers.wire.openai import ADAPTER, OpenAIAdapter
 
 KEY = "sk-proj-SECRETsecretSECRET1234"

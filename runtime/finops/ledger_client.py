@@ -1,0 +1,134 @@
+"""The replica's view of the Ledger actor: the actor's async methods, each bounded by a timeout,
+idempotent ones retried, and every way of not reaching the actor turned into one error
+(`LedgerUnavailableError`, HTTP 503).
+
+Why retrying is safe: ledger writes are upserts on request_id, an admission for a request_id
+already in the ledger is admitted without reserving again, and key changes are idempotent.
+Only `create_key` is not (it mints a new key), so it is tried once. A call that reached an
+actor that then died fails with a RayActorError; the retry is queued by Ray until the
+restarted actor is up (`max_restarts=-1`), within the timeout.
+
+The two calls every request makes go in batches (runtime.batching): admissions are awaited
+(the pending row is committed before the provider is called), final rows are not — the
+response does not wait for its row, which is sent with the others queued meanwhile. A final
+row that never reaches the ledger leaves its pending row, settled `unknown` at its
+reservation: never under-charged. `flush()` sends what is queued; the reports call it first,
+so a replica reads its own writes, and the deployment calls it on shutdown.
+"""
+from __future__ import annotations
+
+import asyncio
+from typing import Any, Sequence
+
+import ray
+import structlog
+
+from runtime.finops.batching import Batcher
+from runtime.finops.budget import Admitted, Budget, BudgetExceeded, BudgetState
+from runtime.finops.errors import LedgerUnavailableError
+
+log = structlog.get_logger("switchboard.ledger_client")
+
+UNREACHABLE = (ray.exceptions.RayActorError, ray.exceptions.GetTimeoutError, asyncio.TimeoutError)
+
+
+class RayLedgerClient:
+    def __init__(self, handle: Any, *, timeout_s: float = 5.0, attempts: int = 3,
+                 max_batch: int = 256, max_in_flight: int = 2) -> None:
+        self._handle = handle
+        self._timeout_s = timeout_s
+        self._attempts = attempts
+        self._admissions: Batcher[tuple[Any, list[Budget]], Admitted | BudgetExceeded] = Batcher(
+            lambda batch: self._call("admit_many", batch), max_batch=max_batch, max_in_flight=max_in_flight,
+        )
+        self._writes: Batcher[Any, None] = Batcher(
+            lambda rows: self._call("write_many", rows), max_batch=max_batch, max_in_flight=max_in_flight,
+            on_error=_log_lost_rows,
+        )
+
+    async def _call(self, method: str, *args: Any, idempotent: bool = True, **kwargs: Any) -> Any:
+        tries = self._attempts if idempotent else 1
+        last: BaseException | None = None
+        for _ in range(tries):
+            ref = getattr(self._handle, method).remote(*args, **kwargs)
+            try:
+                return await asyncio.wait_for(ref, self._timeout_s)
+            except UNREACHABLE as exc:
+                last = exc
+                log.warning("finops.ledger_call_failed", method=method, error=type(exc).__name__)
+        raise LedgerUnavailableError(f"the ledger did not answer {method} ({type(last).__name__})") from last
+
+    # -- the request path ----------------------------------------------------------------------
+
+    async def admit_and_open_pending(self, row: Any, budgets: Sequence[Budget]) -> Admitted | BudgetExceeded:
+        return await self._admissions.call((row, list(budgets)))
+
+    async def finalize(self, row: Any) -> None:
+        """Queue the final row (upsert on request_id) and return: it is sent in the next batch."""
+        await self._writes.submit(row)
+
+    async def record(self, row: Any) -> None:
+        """A row without a pending one (cache hit, refusal): queued like a final row."""
+        await self._writes.submit(row)
+
+    async def flush(self) -> None:
+        """Every row queued so far has been sent (and committed, or logged as lost)."""
+        await self._writes.flush()
+
+    async def budget_state(self, daily_budget_usd: float | None) -> BudgetState:
+        return await self._call("budget_state", daily_budget_usd)
+
+    async def lookup_by_key(self, key: str) -> Any:
+        return await self._call("lookup_by_key", key)
+
+    # -- keys ----------------------------------------------------------------------------------
+
+    async def create_key(self, user_id: str, **fields: Any) -> Any:
+        return await self._call("create_key", user_id, idempotent=False, **fields)
+
+    async def list_keys(self, user_id: str | None = None) -> Any:
+        return await self._call("list_keys", user_id)
+
+    async def get_key(self, key_id: str) -> Any:
+        return await self._call("get_key", key_id)
+
+    async def disable_key(self, key_id: str) -> bool:
+        return await self._call("disable_key", key_id)
+
+    async def enable_key(self, key_id: str) -> bool:
+        return await self._call("enable_key", key_id)
+
+    async def delete_key(self, key_id: str) -> bool:
+        return await self._call("delete_key", key_id)
+
+    # -- reports -------------------------------------------------------------------------------
+
+    async def summary(self, user_id: str | None = None, days: int = 30) -> Any:
+        await self.flush()
+        return await self._call("summary", user_id, days)
+
+    async def by_user(self, user_id: str | None = None, days: int = 30) -> Any:
+        await self.flush()
+        return await self._call("by_user", user_id, days)
+
+    async def by_agent(self, days: int = 30, user_id: str | None = None) -> Any:
+        await self.flush()
+        return await self._call("by_agent", days, user_id)
+
+    async def daily(self, days: int = 30, user_id: str | None = None) -> Any:
+        await self.flush()
+        return await self._call("daily", days, user_id)
+
+    async def conversations(self, days: int = 7, limit: int = 10, user_id: str | None = None) -> Any:
+        await self.flush()
+        return await self._call("conversations", days, limit, user_id)
+
+    async def latency(self, model: str | None = None, days: int = 30, user_id: str | None = None) -> Any:
+        await self.flush()
+        return await self._call("latency", model, days, user_id)
+
+
+def _log_lost_rows(rows: list[Any], error: BaseException) -> None:
+    """Rows the ledger did not take: their pending rows stay and are settled `unknown`."""
+    for row in rows:
+        log.error("finops.finalize_failed", request_id=getattr(row, "request_id", None), error=str(error))

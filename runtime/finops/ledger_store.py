@@ -1,0 +1,445 @@
+"""The FinOps ledger's SQLite store: one group-committing writer, ledger writes, budget
+admission, spend queries; reports (runtime/finops/reports.py) and API keys (runtime/finops/keys.py) hang off
+it. Usable without Ray (the Ledger actor is a thin shell around it). Schema: ledger_schema.py.
+
+Durability: WAL journal, `synchronous=FULL` by default (checked at open: a store that cannot
+get it refuses to start), a `busy_timeout` for other processes' readers. Every write is an
+operation queued to ONE writer task; the writer takes everything queued, runs it in one
+`BEGIN IMMEDIATE` transaction and commits once (group commit). A lone call commits at once;
+under load one commit carries many rows. A caller's `await` returns after its rows are durable.
+Money is integer nano-dollars inside, USD floats at this module's edge.
+"""
+from __future__ import annotations
+
+import asyncio
+import math
+from dataclasses import dataclass, field
+from typing import Any, Literal, Sequence
+
+import aiosqlite
+
+from providers.clock import SYSTEM_CLOCK, Clock
+from runtime.finops.budget import (
+    Admitted, Budget, BudgetExceeded, BudgetUsage, Scope, admission, period_start, to_nusd, to_usd,
+)
+from runtime.finops.keys import DbOp, KeyRegistry, T
+from runtime.finops.ledger_schema import (
+    MIGRATIONS, SQL_INSERT_PENDING, SQL_METRICS_FROM_USAGE, SQL_RECOVER, SQL_UPSERT_FINAL, TrackedChange, insert_change, migrate, select_change, spend_nusd, update_change,
+)
+from runtime.finops.reports import Reports
+
+Status = Literal["pending", "ok", "error", "unknown", "cached"]
+FINAL_STATUSES = ("ok", "error", "unknown", "cached")
+SYNCHRONOUS_LEVELS = {"NORMAL": 1, "FULL": 2, "EXTRA": 3}
+
+
+class LedgerError(RuntimeError):
+    """The ledger cannot run as configured (e.g. the durability setting did not take)."""
+
+
+# ------------------------------------------------------------------------------------- rows
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _Row:
+    request_id: str
+    user_id: str
+    created_at: float  # wall seconds, from the caller's (injected) clock
+    key_id: str | None = None
+    agent_id: str = "orchestrator"
+    conversation_id: str | None = None
+    endpoint: str = ""
+    use_case: str | None = None
+    chain: str | None = None
+    platform: str = ""
+    model: str = ""
+    input_tokens: int = 0
+    output_tokens: int = 0
+    reserved_usd: float = 0.0
+
+    def __post_init__(self) -> None:
+        if not self.request_id or not self.user_id:
+            raise ValueError("a ledger row needs a request_id and a user_id")
+        if not math.isfinite(self.created_at):
+            raise ValueError("created_at must be a finite wall time")
+        if self.input_tokens < 0 or self.output_tokens < 0:
+            raise ValueError("token counts must be >= 0")
+        to_nusd(self.reserved_usd)  # validates: finite, >= 0
+
+    def _params(self) -> dict[str, Any]:
+        return {
+            "request_id": self.request_id, "user_id": self.user_id, "key_id": self.key_id,
+            "agent_id": self.agent_id, "conversation_id": self.conversation_id,
+            "endpoint": self.endpoint, "use_case": self.use_case, "chain": self.chain,
+            "platform": self.platform, "model": self.model, "input_tokens": self.input_tokens,
+            "output_tokens": self.output_tokens,
+            "total_tokens": self.input_tokens + self.output_tokens,
+            "reserved_cost": to_nusd(self.reserved_usd), "created_at": self.created_at,
+        }
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PendingRow(_Row):
+    """Written BEFORE the provider call, holding the request's maximum cost as a reservation.
+    `input_tokens`/`output_tokens` are the estimates the reservation was priced on."""
+
+    def params(self) -> dict[str, Any]:
+        return {
+            **self._params(), "estimated_cost": 0, "saved_cost": 0, "status": "pending",
+            "cache_hit": 0, "fallback_used": 0, "attempts": 0, "latency_ms": 0.0,
+        }
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class FinalRow(_Row):
+    """The outcome of a call: real usage and cost."""
+
+    cost_usd: float = 0.0
+    status: Status = "ok"
+    cache_hit: bool = False
+    saved_usd: float = 0.0
+    fallback_used: bool = False
+    attempts: int = 1
+    latency_ms: float = 0.0
+    error_kind: str | None = None
+
+    def __post_init__(self) -> None:
+        _Row.__post_init__(self)
+        if self.status not in FINAL_STATUSES:
+            raise ValueError(f"a final row's status is one of {FINAL_STATUSES}, got {self.status!r}")
+        if self.attempts < 0 or not math.isfinite(self.latency_ms) or self.latency_ms < 0:
+            raise ValueError("attempts and latency_ms must be >= 0")
+        to_nusd(self.cost_usd)  # validates
+        to_nusd(self.saved_usd)
+
+    def params(self) -> dict[str, Any]:
+        return {
+            **self._params(), "estimated_cost": to_nusd(self.cost_usd),
+            "saved_cost": to_nusd(self.saved_usd), "status": self.status,
+            "cache_hit": int(self.cache_hit), "fallback_used": int(self.fallback_used),
+            "attempts": self.attempts, "latency_ms": self.latency_ms, "error_kind": self.error_kind,
+        }
+
+
+async def _write_final(db: aiosqlite.Connection, row: FinalRow) -> None:
+    await db.execute(SQL_UPSERT_FINAL, row.params())
+    await db.execute(SQL_METRICS_FROM_USAGE, {"request_id": row.request_id, "error_kind": row.error_kind})
+
+
+# ------------------------------------------------------------------------------ group commit
+
+
+@dataclass
+class WriterStats:
+    commits: int = 0
+    ops: int = 0
+    largest_batch: int = 0
+    failed_batches: int = 0
+
+
+@dataclass(slots=True)
+class _Op:
+    fn: Any
+    future: asyncio.Future = field(repr=False)
+
+
+async def _noop(db: aiosqlite.Connection) -> None:
+    return None
+
+
+class GroupWriter:
+    """The only writer. Callers `submit` an operation and await it; the writer task takes every
+    operation queued so far (up to `max_batch`), runs them in order in one `BEGIN IMMEDIATE`
+    transaction and commits once. There is no waiting for company: a lone operation commits
+    at once, and whatever queues up meanwhile rides the next commit. If a batch fails, each
+    of its operations is retried in a transaction of its own, so one bad operation fails only
+    its own caller. An operation whose caller was cancelled still runs (a charge is never
+    dropped because a client went away)."""
+
+    def __init__(self, db: aiosqlite.Connection, max_batch: int = 1_000) -> None:
+        self._db = db
+        self._max_batch = max_batch
+        self._queue: asyncio.Queue[_Op | None] = asyncio.Queue()
+        self._task: asyncio.Task[None] | None = None
+        self._closed = False
+        self.stats = WriterStats()
+
+    def start(self) -> None:
+        self._task = asyncio.get_running_loop().create_task(self._run(), name="ledger-writer")
+
+    async def submit(self, fn: DbOp[T]) -> T:
+        if self._closed:
+            raise LedgerError("the ledger writer is closed")
+        future = asyncio.get_running_loop().create_future()
+        self._queue.put_nowait(_Op(fn, future))
+        return await future
+
+    async def flush(self) -> None:
+        await self.submit(_noop)
+
+    async def close(self) -> None:
+        if self._closed:
+            return
+        await self.flush()
+        self._closed = True
+        self._queue.put_nowait(None)
+        if self._task is not None:
+            await self._task
+
+    async def _run(self) -> None:
+        while True:
+            first = await self._queue.get()
+            if first is None:
+                return
+            batch = [first]
+            while len(batch) < self._max_batch and not self._queue.empty():
+                nxt = self._queue.get_nowait()
+                if nxt is None:
+                    self._queue.put_nowait(None)  # stop after this batch
+                    break
+                batch.append(nxt)
+            await self._commit(batch)
+
+    async def _commit(self, batch: list[_Op]) -> None:
+        try:
+            results = await self._transaction(batch)
+        except Exception as exc:  # noqa: BLE001 - delivered to the callers
+            self.stats.failed_batches += 1
+            if len(batch) == 1:
+                _settle(batch[0].future, error=exc)
+                return
+            for op in batch:
+                await self._commit([op])
+            return
+        for op, result in zip(batch, results):
+            _settle(op.future, result=result)
+
+    async def _transaction(self, batch: list[_Op]) -> list[Any]:
+        db = self._db
+        await db.execute("BEGIN IMMEDIATE")
+        try:
+            results = [await op.fn(db) for op in batch]
+            await db.execute("COMMIT")
+        except BaseException:
+            if db.in_transaction:
+                await db.execute("ROLLBACK")
+            raise
+        self.stats.commits += 1
+        self.stats.ops += len(batch)
+        self.stats.largest_batch = max(self.stats.largest_batch, len(batch))
+        return results
+
+
+def _settle(future: asyncio.Future, *, result: Any = None, error: BaseException | None = None) -> None:
+    if future.done():  # the caller was cancelled: the write happened anyway
+        return
+    if error is not None:
+        future.set_exception(error)
+    else:
+        future.set_result(result)
+
+
+# ------------------------------------------------------------------------------------ store
+
+
+class LedgerStore:
+    """One SQLite file, one writer connection (group-committed), one read-only reader."""
+
+    def __init__(
+        self,
+        path: str,
+        *,
+        clock: Clock = SYSTEM_CLOCK,
+        synchronous: str = "FULL",
+        busy_timeout_ms: int = 5_000,
+        max_batch: int = 1_000,
+    ) -> None:
+        if synchronous.upper() not in SYNCHRONOUS_LEVELS:
+            raise ValueError(f"synchronous must be one of {sorted(SYNCHRONOUS_LEVELS)}")
+        self.path = str(path)
+        self.clock = clock
+        self._synchronous = synchronous.upper()
+        self._busy_timeout_ms = int(busy_timeout_ms)
+        self._max_batch = max_batch
+        self._db: aiosqlite.Connection | None = None
+        self._reader: aiosqlite.Connection | None = None
+        self._writer: GroupWriter | None = None
+        self.reports = Reports(self.read, clock)
+        self.keys = KeyRegistry(self, clock)
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    async def open(self) -> "LedgerStore":
+        db = await aiosqlite.connect(self.path, isolation_level=None)
+        try:
+            await self._configure(db)
+            await migrate(db, MIGRATIONS, self.clock.time())
+            reader = await aiosqlite.connect(self.path, isolation_level=None)
+            await reader.execute(f"PRAGMA busy_timeout = {self._busy_timeout_ms}")
+            await reader.execute("PRAGMA query_only = ON")
+        except BaseException:
+            await db.close()
+            raise
+        self._db, self._reader = db, reader
+        self._writer = GroupWriter(db, self._max_batch)
+        self._writer.start()
+        return self
+
+    async def _configure(self, db: aiosqlite.Connection) -> None:
+        # PRAGMA values cannot be bound: both come from a whitelist / an int, never from input.
+        await db.execute(f"PRAGMA busy_timeout = {self._busy_timeout_ms}")
+        mode = await (await db.execute("PRAGMA journal_mode = WAL")).fetchone()
+        await db.execute(f"PRAGMA synchronous = {self._synchronous}")
+        level = await (await db.execute("PRAGMA synchronous")).fetchone()
+        if str(mode[0]).lower() != "wal":
+            raise LedgerError(f"ledger {self.path}: journal_mode is {mode[0]!r}, not WAL")
+        if level[0] != SYNCHRONOUS_LEVELS[self._synchronous]:
+            raise LedgerError(f"ledger {self.path}: synchronous={self._synchronous} did not take effect")
+
+    async def close(self) -> None:
+        """Flush every queued write, then close both connections."""
+        if self._writer is not None:
+            await self._writer.close()
+        for conn in (self._reader, self._db):
+            if conn is not None:
+                await conn.close()
+        self._db = self._reader = self._writer = None
+
+    async def __aenter__(self) -> "LedgerStore":
+        return await self.open()
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    # -- primitives --------------------------------------------------------------------------
+
+    @property
+    def stats(self) -> WriterStats:
+        return self._require_writer().stats
+
+    async def submit(self, op: DbOp[T]) -> T:
+        """Run `op(connection)` inside the next group-committed write transaction."""
+        return await self._require_writer().submit(op)
+
+    async def read(self, op: DbOp[T]) -> T:
+        if self._reader is None:
+            raise LedgerError("the ledger store is not open")
+        return await op(self._reader)
+
+    async def drain(self) -> None:
+        """Return once every write queued so far is committed."""
+        await self._require_writer().flush()
+
+    def _require_writer(self) -> GroupWriter:
+        if self._writer is None:
+            raise LedgerError("the ledger store is not open")
+        return self._writer
+
+    async def schema_versions(self) -> list[int]:
+        async def select(db: aiosqlite.Connection) -> list[int]:
+            cursor = await db.execute("SELECT version FROM schema_version ORDER BY version")
+            return [v for (v,) in await cursor.fetchall()]
+
+        return await self.read(select)
+
+    # -- ledger ------------------------------------------------------------------------------
+
+    async def open_pending(self, row: PendingRow) -> None:
+        """Commit a pending row at its reservation. Repeating it for the same id is a no-op."""
+        params = row.params()
+
+        async def insert(db: aiosqlite.Connection) -> None:
+            await db.execute(SQL_INSERT_PENDING, params)
+
+        await self.submit(insert)
+
+    async def finalize(self, row: FinalRow) -> None:
+        """Upsert the outcome on request_id: replaces a pending row, inserts when there is none,
+        overwrites an earlier final row (a retried finalize never charges twice)."""
+
+        async def upsert(db: aiosqlite.Connection) -> None:
+            await _write_final(db, row)
+
+        await self.submit(upsert)
+
+    async def record(self, row: FinalRow) -> None:
+        """A call that had no pending row (cache hits, refusals): the same idempotent upsert."""
+        await self.finalize(row)
+
+    async def recover(self, older_than_s: float) -> int:
+        """Pending rows older than `older_than_s` become 'unknown', charged at their
+        reservation (their call may have been paid for). Returns how many."""
+        cutoff = self.clock.time() - older_than_s
+
+        async def settle(db: aiosqlite.Connection) -> int:
+            cursor = await db.execute(SQL_RECOVER, (cutoff,))
+            ids = [request_id for (request_id,) in await cursor.fetchall()]
+            await db.executemany(SQL_METRICS_FROM_USAGE, [{"request_id": i, "error_kind": "unknown"} for i in ids])
+            return len(ids)
+
+        return await self.submit(settle)
+
+    async def spend(self, scope: Scope, since_wall: float) -> tuple[float, float]:
+        """(spent_usd, reserved_usd) of `scope` since the UTC day containing `since_wall`
+        (spend is kept per UTC day). Pending rows count at their reservation, in `reserved`."""
+
+        async def select(db: aiosqlite.Connection) -> tuple[int, int]:
+            return await spend_nusd(db, scope, since_wall)
+
+        spent, reserved = await self.read(select)
+        return to_usd(spent), to_usd(reserved)
+
+    # -- tracked changes (visual editor) -------------------------------------------------------
+
+    async def store_change(self, change: TrackedChange) -> None:
+        await self.submit(lambda db: insert_change(db, change))
+
+    async def get_change(self, change_id: str) -> TrackedChange | None:
+        return await self.read(lambda db: select_change(db, change_id))
+
+    async def update_change(self, change_id: str, status: str, result: dict[str, Any] | None = None,
+                            expect_status: str | None = None) -> bool:
+        """Set a change's status (and result); with `expect_status` only from that status (a
+        compare-and-set: of two concurrent confirmations exactly one claims the change)."""
+        now = self.clock.time()
+        return await self.submit(lambda db: update_change(db, change_id, status, now, result, expect_status))
+
+    async def admit_and_open_pending(
+        self, row: PendingRow, budgets: Sequence[Budget]
+    ) -> Admitted | BudgetExceeded:
+        """Open the pending row only if every budget still has room for its reservation.
+
+        Race-free because the check and the insert are one operation run by the single writer,
+        inside its write transaction: operations run strictly one after another on the one
+        connection that performs every write, so no other reservation, finalize or recovery
+        can land between this request's spend read and its pending insert. The spend it reads
+        includes every earlier operation (committed, or earlier in the same batch). A retry
+        with a request_id already in the ledger is admitted without reserving again."""
+        for budget in budgets:
+            if not _covers(budget.scope, row):
+                raise ValueError(f"budget {budget.name!r} does not cover request {row.request_id!r}")
+        params = row.params()
+
+        async def admit(db: aiosqlite.Connection) -> Admitted | BudgetExceeded:
+            cursor = await db.execute("SELECT 1 FROM agent_token_usage WHERE request_id = ?", (row.request_id,))
+            if await cursor.fetchone() is not None:
+                return Admitted(row.request_id, (), row.reserved_usd)
+            usages = []
+            for budget in budgets:
+                start = period_start(budget.period, row.created_at)
+                usages.append(BudgetUsage(budget, start, *await spend_nusd(db, budget.scope, start)))
+            result = admission(usages, row.request_id, params["reserved_cost"])
+            if isinstance(result, Admitted):
+                await db.execute(SQL_INSERT_PENDING, params)
+            return result
+
+        return await self.submit(admit)
+
+
+def _covers(scope: Scope, row: PendingRow) -> bool:
+    """Whether a budget of `scope` counts `row` (else its check would guard someone else)."""
+    return (
+        scope.kind == "all"
+        or (scope.kind == "user" and scope.id == row.user_id)
+        or (scope.kind == "key" and scope.id == row.key_id)
+    )
