@@ -8,21 +8,122 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass, field, replace
-from typing import Literal
+from typing import Any, Iterable, Literal, Mapping
 
-Role = Literal["system", "user", "assistant"]
-ResponseFormat = Literal["text", "json_object"]
+Role = Literal["system", "user", "assistant", "tool"]
+ResponseFormat = Literal["text", "json_object", "json_schema"]
 FinishReason = Literal["stop", "length", "content_filter", "tool_calls", "error"]
+ToolChoiceMode = Literal["auto", "none", "required", "function"]
+ReasoningEffort = Literal["minimal", "low", "medium", "high"]
 
 
 def new_request_id() -> str:
     return "req_" + uuid.uuid4().hex
 
 
+# --------------------------------------------------------------------------------------------
+# Content
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class TextPart:
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class ImagePart:
+    """An image, either as a URL (`url`: http(s), passed to vendors that fetch URLs themselves;
+    the gateway never fetches it) or inline (`data`: base64, with its `media_type`)."""
+
+    url: str | None = None
+    data: str | None = None
+    media_type: str | None = None
+    detail: str | None = None  # OpenAI's "low" | "high" | "auto"
+
+    @property
+    def is_inline(self) -> bool:
+        return self.data is not None
+
+
+ContentPart = TextPart | ImagePart
+
+
+@dataclass(frozen=True, slots=True)
+class ToolCall:
+    """A call the model asked for. `arguments` is the JSON text the model produced, unchanged;
+    `signature` is an opaque token some vendors attach (Gemini's thoughtSignature) that must be
+    sent back with the call on the next turn."""
+
+    id: str
+    name: str
+    arguments: str = "{}"
+    signature: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Thinking:
+    """A reasoning block as the vendor returned it (Anthropic's `thinking` with its signature, or
+    `redacted_thinking` data), kept so that a later turn can send it back where required."""
+
+    text: str = ""
+    signature: str | None = None
+    redacted: str | None = None
+
+
 @dataclass(frozen=True, slots=True)
 class Message:
+    """One turn. `content` is the turn's text (its text parts joined); `parts` is set when the
+    turn has more than text (images), in order. An assistant turn may carry `tool_calls` (and
+    `thinking`) beside its text; a `tool` turn answers the call `tool_call_id`."""
+
     role: Role
-    content: str
+    content: str = ""
+    parts: tuple[ContentPart, ...] = ()
+    tool_calls: tuple[ToolCall, ...] = ()
+    tool_call_id: str | None = None
+    name: str | None = None
+    thinking: tuple[Thinking, ...] = ()
+
+    @property
+    def images(self) -> tuple[ImagePart, ...]:
+        return tuple(p for p in self.parts if isinstance(p, ImagePart))
+
+    @property
+    def content_parts(self) -> tuple[ContentPart, ...]:
+        """The content as parts, whichever way it was given."""
+        if self.parts:
+            return self.parts
+        return (TextPart(self.content),) if self.content else ()
+
+
+# --------------------------------------------------------------------------------------------
+# Request options
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Tool:
+    """A function the model may call. `parameters` is its JSON schema (an object schema)."""
+
+    name: str
+    description: str | None = None
+    parameters: Mapping[str, Any] = field(default_factory=lambda: {"type": "object", "properties": {}})
+    strict: bool | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ToolChoice:
+    mode: ToolChoiceMode = "auto"
+    name: str | None = None  # with mode "function": the one tool the model must call
+
+
+@dataclass(frozen=True, slots=True)
+class JsonSchemaFormat:
+    name: str
+    schema: Mapping[str, Any]
+    strict: bool | None = None
+    description: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,6 +138,13 @@ class ChatRequest:
     response_format: ResponseFormat = "text"
     request_id: str = field(default_factory=new_request_id)
     model: str = ""
+    tools: tuple[Tool, ...] = ()
+    tool_choice: ToolChoice | None = None
+    parallel_tool_calls: bool | None = None
+    json_schema: JsonSchemaFormat | None = None  # with response_format "json_schema"
+    reasoning_effort: ReasoningEffort | None = None
+    thinking_budget: int | None = None  # tokens of reasoning allowed (Anthropic, Gemini)
+    seed: int | None = None
 
     @property
     def system_prompt(self) -> str | None:
@@ -48,6 +156,14 @@ class ChatRequest:
         """The non-system messages, in order."""
         return tuple(m for m in self.messages if m.role != "system")
 
+    @property
+    def images(self) -> tuple[ImagePart, ...]:
+        return tuple(i for m in self.messages for i in m.images)
+
+    @property
+    def wants_reasoning(self) -> bool:
+        return self.reasoning_effort is not None or self.thinking_budget is not None
+
     def for_model(self, model: str) -> "ChatRequest":
         return replace(self, model=model)
 
@@ -56,6 +172,8 @@ class ChatRequest:
 class Usage:
     input_tokens: int = 0
     output_tokens: int = 0
+    reasoning_tokens: int = 0  # part of output_tokens, where the vendor says
+    cached_tokens: int = 0  # part of input_tokens read from the vendor's prompt cache
 
     @property
     def total_tokens(self) -> int:
@@ -74,16 +192,49 @@ class ChatResponse:
     upstream_id: str | None = None
     latency_ms: float = 0.0
     attempts: int = 1  # upstream attempts the provider actor made (retries included)
+    tool_calls: tuple[ToolCall, ...] = ()
+    reasoning: str = ""
+    thinking: tuple[Thinking, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
 class StreamEvent:
-    """One normalized streaming event: text deltas, then exactly one final `done` event."""
+    """One normalized streaming event: deltas, then exactly one final `done` event.
 
-    kind: Literal["delta", "done"]
+    - `delta`: `text` (answer text).
+    - `reasoning`: `text` (reasoning text, where the vendor streams it).
+    - `tool_call`: a piece of tool call `index`: the first piece carries `tool_id` and
+      `tool_name`, every piece may carry an `arguments` fragment (concatenated in order they are
+      the call's arguments); `signature` where the vendor attaches one.
+    - `done`: `usage` and `finish_reason`.
+    """
+
+    kind: Literal["delta", "reasoning", "tool_call", "done"]
     text: str = ""
     usage: Usage | None = None
     finish_reason: FinishReason | None = None
+    index: int = 0
+    tool_id: str | None = None
+    tool_name: str | None = None
+    arguments: str = ""
+    signature: str | None = None
+
+
+def assemble_tool_calls(events: "Iterable[StreamEvent]") -> tuple[ToolCall, ...]:
+    """The tool calls that a stream's `tool_call` events describe, by index, in index order."""
+    calls: dict[int, dict[str, Any]] = {}
+    for e in events:
+        if e.kind != "tool_call":
+            continue
+        call = calls.setdefault(e.index, {"id": None, "name": None, "args": [], "signature": None})
+        call["id"] = call["id"] or e.tool_id
+        call["name"] = call["name"] or e.tool_name
+        call["signature"] = call["signature"] or e.signature
+        call["args"].append(e.arguments)
+    return tuple(
+        ToolCall(c["id"] or f"call_{i}", c["name"] or "", "".join(c["args"]) or "{}", c["signature"])
+        for i, c in sorted(calls.items())
+    )
 
 
 # --------------------------------------------------------------------------------------------

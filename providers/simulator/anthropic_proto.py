@@ -1,6 +1,8 @@
 """The Anthropic Messages protocol: `POST /v1/messages`, `GET /v1/models` (paginated)."""
 from __future__ import annotations
 
+import hashlib
+import json
 import uuid
 from datetime import datetime, timezone
 from typing import Any
@@ -21,10 +23,12 @@ from providers.simulator.core import (
     retry_after_header,
     text_of,
 )
+from providers.simulator.answers import SimTool, ToolUse
 from providers.simulator.limiter import LimitState
-from providers.simulator.text import Completion, count_tokens, split_for_stream, wants_json
+from providers.simulator.text import Completion, count_tokens, fragments, split_for_stream, wants_json
 
-_STOP = {"stop": "end_turn", "length": "max_tokens"}
+_STOP = {"stop": "end_turn", "length": "max_tokens", "tool_calls": "tool_use"}
+MIN_THINKING_BUDGET = 1024
 
 
 def _event(name: str, obj: dict[str, Any]) -> bytes:
@@ -57,22 +61,71 @@ class AnthropicDialect:
             raise SimError("bad_request", 400, "messages: at least one message is required")
         system = text_of(body.get("system"))
         texts = [system] if system else []
-        last_user = ""
-        for m in messages:
+        last_user, images, results = "", [], []
+        open_calls: list[str] = []  # tool_use ids of the previous assistant turn
+        for i, m in enumerate(messages):
             if not isinstance(m, dict) or m.get("role") not in ("user", "assistant"):
-                raise SimError("bad_request", 400, "messages: roles must be 'user' or 'assistant'")
-            text = text_of(m.get("content"))
-            texts.append(text)
+                role = m.get("role") if isinstance(m, dict) else None
+                raise SimError("bad_request", 400, f"messages.{i}.role: Input should be 'user' or 'assistant'"
+                               + (f" (got '{role}')" if role else ""))
+            blocks = _blocks(m.get("content"), i)
+            kinds = [b["type"] for b in blocks]
             if m["role"] == "user":
-                last_user = text
+                answered = [b.get("tool_use_id") for b in blocks if b["type"] == "tool_result"]
+                stray = [a for a in answered if a not in open_calls]
+                if stray:
+                    raise SimError("bad_request", 400, f"messages.{i}.content: unexpected `tool_use_id` found in "
+                                   f"`tool_result` blocks: {stray[0]}. Each `tool_result` block must have a "
+                                   "corresponding `tool_use` block in the previous message.")
+                missing = [c for c in open_calls if c not in answered]
+                if missing:
+                    raise SimError("bad_request", 400, f"messages.{i}: `tool_use` ids were found without "
+                                   f"`tool_result` blocks immediately after: {', '.join(missing)}. Each "
+                                   "`tool_use` block must have a corresponding `tool_result` block in the next message.")
+                if answered and kinds[: len(answered)] != ["tool_result"] * len(answered):
+                    raise SimError("bad_request", 400, f"messages.{i}.content: `tool_result` blocks must come "
+                                   "first in the user message.")
+                open_calls = []
+                results = [_result_text(b) for b in blocks if b["type"] == "tool_result"]
+                images += [_image_kind(b, i) for b in blocks if b["type"] == "image"]
+                text = "".join(str(b.get("text") or "") for b in blocks if b["type"] == "text")
+                last_user = text if text or not results else last_user
+            else:
+                if "tool_result" in kinds or "image" in kinds:
+                    raise SimError("bad_request", 400, f"messages.{i}.content: assistant messages cannot "
+                                   "contain `tool_result` or `image` blocks.")
+                open_calls = [str(b.get("id")) for b in blocks if b["type"] == "tool_use"]
+                results = []
+                text = "".join(str(b.get("text") or "") for b in blocks if b["type"] == "text")
+                texts += [json.dumps(b.get("input")) for b in blocks if b["type"] == "tool_use"]
+            texts.append(text)
+        if open_calls:
+            raise SimError("bad_request", 400, f"`tool_use` ids were found without `tool_result` blocks "
+                           f"immediately after: {', '.join(open_calls)}.")
+        max_tokens = int_field(body, "max_tokens")
+        reasoning = _thinking(body.get("thinking"), max_tokens)
         return SimRequest(
             model=model,
             prompt_texts=tuple(texts),
             last_user=last_user,
-            max_tokens=int_field(body, "max_tokens"),
+            max_tokens=max_tokens,
             json_mode=wants_json(system),
             stream=bool(body.get("stream")),
+            tools=_tool_use(body, tuple(results), reasoning),
+            schema=_schema(body.get("output_config")),
+            images=tuple(images),
+            reasoning=reasoning,
         )
+
+    def _content(self, done: Completion) -> list[dict[str, Any]]:
+        blocks: list[dict[str, Any]] = []
+        if done.reasoning:
+            blocks.append({"type": "thinking", "thinking": done.reasoning, "signature": thinking_signature(done.reasoning)})
+        if done.text or not done.tool_calls:
+            blocks.append({"type": "text", "text": done.text})
+        blocks += [{"type": "tool_use", "id": "toolu_" + c.id.removeprefix("call_"), "name": c.name, "input": c.args}
+                   for c in done.tool_calls]
+        return blocks
 
     def _message(self, req: SimRequest, done: Completion | None, rid: str) -> dict[str, Any]:
         return {
@@ -80,7 +133,7 @@ class AnthropicDialect:
             "type": "message",
             "role": "assistant",
             "model": req.model,
-            "content": [{"type": "text", "text": done.text}] if done else [],
+            "content": self._content(done) if done else [],
             "stop_reason": _STOP[done.finish] if done else None,
             "stop_sequence": None,
         }
@@ -105,19 +158,12 @@ class AnthropicDialect:
     def stream(self, req: SimRequest, spec: ModelSpec, done: Completion) -> StreamPlan:
         rid = uuid.uuid4().hex
         start = {**self._message(req, None, rid), "usage": self._usage(done, 1)}
-        frames = [
-            Frame(_event("message_start", {"type": "message_start", "message": start})),
-            Frame(_event("content_block_start", {
-                "type": "content_block_start", "index": 0,
-                "content_block": {"type": "text", "text": ""},
-            })),
-            Frame(_event("ping", {"type": "ping"})),
-        ]
-        for piece in split_for_stream(done.text):
-            delta = {"type": "content_block_delta", "index": 0,
-                     "delta": {"type": "text_delta", "text": piece}}
-            frames.append(Frame(_event("content_block_delta", delta), count_tokens(piece)))
-        frames.append(Frame(_event("content_block_stop", {"type": "content_block_stop", "index": 0})))
+        frames = [Frame(_event("message_start", {"type": "message_start", "message": start}))]
+        for index, block in enumerate(self._content(done)):
+            block_frames = _block_frames(index, block)
+            if index == 0:  # the vendor's order: the first block starts, then a ping
+                block_frames.insert(1, Frame(_event("ping", {"type": "ping"})))
+            frames += block_frames
         frames.append(Frame(_event("message_delta", {
             "type": "message_delta",
             "delta": {"stop_reason": _STOP[done.finish], "stop_sequence": None},
@@ -210,3 +256,107 @@ class AnthropicDialect:
         return (f"This request would exceed the rate limit for your organization (org-sim) of "
                 f"{what}. For details, refer to: https://docs.claude.com/en/api/rate-limits. "
                 "You can see the response headers for current usage.")
+
+
+# ------------------------------------------------------------------------------------------
+# Content blocks
+# ------------------------------------------------------------------------------------------
+
+_BLOCK_TYPES = frozenset({"text", "image", "tool_use", "tool_result", "thinking", "redacted_thinking", "document"})
+
+
+def thinking_signature(text: str) -> str:
+    return "sim-thinking-" + hashlib.blake2b(text.encode(), digest_size=12).hexdigest()
+
+
+def _blocks(content: Any, i: int) -> list[dict[str, Any]]:
+    if isinstance(content, str):
+        return [{"type": "text", "text": content}]
+    if not isinstance(content, list):
+        raise SimError("bad_request", 400, f"messages.{i}.content: Input should be a valid list or string")
+    for j, b in enumerate(content):
+        if not isinstance(b, dict) or b.get("type") not in _BLOCK_TYPES:
+            kind = b.get("type") if isinstance(b, dict) else None
+            raise SimError("bad_request", 400, f"messages.{i}.content.{j}: Input tag '{kind}' found using 'type' "
+                           "does not match any of the expected tags")
+        if b["type"] == "thinking" and b.get("signature") != thinking_signature(str(b.get("thinking") or "")):
+            raise SimError("bad_request", 400, f"messages.{i}.content.{j}: Invalid `signature` in `thinking` block")
+    return content
+
+
+def _image_kind(block: dict[str, Any], i: int) -> str:
+    source = block.get("source") if isinstance(block.get("source"), dict) else {}
+    if source.get("type") == "base64" and source.get("media_type") and source.get("data"):
+        return str(source["media_type"])
+    if source.get("type") == "url" and str(source.get("url") or "").startswith(("http://", "https://")):
+        return "url"
+    raise SimError("bad_request", 400, f"messages.{i}.content: image source must be base64 (media_type, data) or url")
+
+
+def _result_text(block: dict[str, Any]) -> str:
+    content = block.get("content")
+    return content if isinstance(content, str) else text_of(content or [])
+
+
+def _thinking(raw: Any, max_tokens: int | None) -> bool:
+    if raw is None or (isinstance(raw, dict) and raw.get("type") == "disabled"):
+        return False
+    if not isinstance(raw, dict) or raw.get("type") != "enabled":
+        raise SimError("bad_request", 400, "thinking.type: Input should be 'enabled' or 'disabled'")
+    budget = raw.get("budget_tokens")
+    if not isinstance(budget, int) or budget < MIN_THINKING_BUDGET:
+        raise SimError("bad_request", 400, f"thinking.enabled.budget_tokens: Input should be greater than or "
+                       f"equal to {MIN_THINKING_BUDGET}")
+    if max_tokens is not None and budget >= max_tokens:
+        raise SimError("bad_request", 400, "`max_tokens` must be greater than `thinking.budget_tokens`")
+    return True
+
+
+def _tool_use(body: dict[str, Any], results: tuple[str, ...], thinking: bool) -> ToolUse:
+    tools = []
+    for i, t in enumerate(body.get("tools") or ()):
+        if not isinstance(t, dict) or not isinstance(t.get("name"), str):
+            raise SimError("bad_request", 400, f"tools.{i}.name: Field required")
+        if not isinstance(t.get("input_schema"), dict):
+            raise SimError("bad_request", 400, f"tools.{i}.custom.input_schema: Field required")
+        tools.append(SimTool(t["name"], t["input_schema"]))
+    choice = body.get("tool_choice")
+    if choice is None:
+        return ToolUse(tuple(tools), results=results)
+    kind = choice.get("type") if isinstance(choice, dict) else None
+    if kind not in ("auto", "any", "tool", "none"):
+        raise SimError("bad_request", 400, "tool_choice.type: Input should be 'auto', 'any', 'tool' or 'none'")
+    if thinking and kind in ("any", "tool"):
+        raise SimError("bad_request", 400, "Thinking may not be enabled when tool_choice forces tool use.")
+    forced = choice.get("name") if kind == "tool" else None
+    if kind == "tool" and forced not in {t.name for t in tools}:
+        raise SimError("bad_request", 400, f"tool_choice.tool.name: tool '{forced}' not found in tools")
+    mode = {"auto": "auto", "any": "required", "tool": "function", "none": "none"}[kind]
+    return ToolUse(tuple(tools), mode, forced, not choice.get("disable_parallel_tool_use"), results)
+
+
+def _schema(config: Any) -> dict[str, Any] | None:
+    fmt = config.get("format") if isinstance(config, dict) else None
+    if fmt is None:
+        return None
+    if not isinstance(fmt, dict) or fmt.get("type") != "json_schema" or not isinstance(fmt.get("schema"), dict):
+        raise SimError("bad_request", 400, "output_config.format: expected {type: 'json_schema', schema: {...}}")
+    return fmt["schema"]
+
+
+def _block_frames(index: int, block: dict[str, Any]) -> list[Frame]:
+    kind = block["type"]
+    if kind == "text":
+        start, deltas = {"type": "text", "text": ""}, [("text_delta", "text", p) for p in split_for_stream(block["text"])]
+    elif kind == "thinking":
+        start = {"type": "thinking", "thinking": "", "signature": ""}
+        deltas = [("thinking_delta", "thinking", block["thinking"]), ("signature_delta", "signature", block["signature"])]
+    else:
+        start = {**block, "input": {}}
+        deltas = [("input_json_delta", "partial_json", p) for p in fragments(json.dumps(block["input"]))]
+    frames = [Frame(_event("content_block_start", {"type": "content_block_start", "index": index, "content_block": start}))]
+    for dtype, field, value in deltas:
+        delta = {"type": "content_block_delta", "index": index, "delta": {"type": dtype, field: value}}
+        frames.append(Frame(_event("content_block_delta", delta), count_tokens(value)))
+    frames.append(Frame(_event("content_block_stop", {"type": "content_block_stop", "index": index})))
+    return frames

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import Any, Literal, Protocol
+from typing import Any, Literal, Mapping, Protocol
 
 from starlette.requests import Request
 from starlette.responses import Response
 
 from providers.catalog import Catalog, ModelSpec
+from providers.simulator.answers import ToolUse
 from providers.simulator.limiter import LimitState
 from providers.simulator.text import Completion
 
@@ -39,6 +40,10 @@ class SimRequest:
     stream: bool
     include_usage: bool = False
     sse: bool = True  # False: a stream sent as one JSON array (Gemini without `alt=sse`)
+    tools: ToolUse = ToolUse()
+    schema: Mapping[str, Any] | None = None  # a JSON schema the answer must follow
+    images: tuple[str, ...] = ()  # each image received: its media type, or "url"
+    reasoning: bool = False
 
 
 class SimError(Exception):

@@ -17,7 +17,8 @@ from providers.simulator.faults import WILDCARD, FaultRule, FaultTable
 from providers.simulator.limiter import Limiter
 from providers.simulator.stats import RequestRecord, Stats
 from providers.simulator.streaming import Pacing, corrupt, paced_body
-from providers.simulator.text import Completion, complete
+from providers.simulator.answers import answer
+from providers.simulator.text import Completion
 
 REQUEST_ID_HEADER = "x-switchboard-request-id"
 
@@ -171,13 +172,17 @@ class Simulator:
         return _malformed(response) if pacing.malformed else response
 
     def complete(self, platform: str, spec: ModelSpec, req: SimRequest) -> Completion:
-        return complete(
+        return answer(
             platform=platform,
             model=spec.id,
             prompt_texts=req.prompt_texts,
             last_user=req.last_user,
             json_mode=req.json_mode,
             max_tokens=req.max_tokens,
+            tools=req.tools,
+            schema=req.schema,
+            images=req.images,
+            reasoning=req.reasoning,
         )
 
     async def _apply_fault(

@@ -18,12 +18,12 @@ from providers.simulator.core import (
     dumps,
     int_field,
     json_response,
-    text_of,
 )
+from providers.simulator.gemini_request import read_contents, read_schema, read_tools, reads_thinking, system_text
 from providers.simulator.limiter import LimitState
 from providers.simulator.text import Completion, count_tokens, split_for_stream, wants_json
 
-_FINISH = {"stop": "STOP", "length": "MAX_TOKENS"}
+_FINISH = {"stop": "STOP", "length": "MAX_TOKENS", "tool_calls": "STOP"}
 _STATUS_NAMES = {
     400: "INVALID_ARGUMENT", 401: "UNAUTHENTICATED", 402: "FAILED_PRECONDITION",
     403: "PERMISSION_DENIED", 404: "NOT_FOUND", 409: "ABORTED", 429: "RESOURCE_EXHAUSTED",
@@ -53,60 +53,69 @@ class GeminiDialect:
         contents = body.get("contents")
         if not isinstance(contents, list) or not contents:
             raise SimError("bad_request", 400, "* GenerateContentRequest.contents: contents is not specified")
-        system = _parts_text(body.get("systemInstruction") or body.get("system_instruction"))
-        texts = [system] if system else []
-        last_user = ""
-        for c in contents:
-            if not isinstance(c, dict):
-                raise SimError("bad_request", 400, "Invalid value at 'contents'")
-            text = _parts_text(c)
-            texts.append(text)
-            if c.get("role", "user") == "user":
-                last_user = text
+        system = system_text(body)
+        conv = read_contents(contents)
         config = body.get("generationConfig") or body.get("generation_config") or {}
         mime = config.get("responseMimeType") or config.get("response_mime_type")
+        results = tuple(conv.results) if conv.last_role == "user" else ()
         return SimRequest(
             model=path_model or "",
-            prompt_texts=tuple(texts),
-            last_user=last_user,
+            prompt_texts=tuple(([system] if system else []) + conv.texts),
+            last_user=conv.last_user,
             max_tokens=int_field(config, "maxOutputTokens", "max_output_tokens"),
             json_mode=mime == "application/json" or wants_json(system),
             stream=request.url.path.endswith(":" + STREAM_ACTION),
             sse=request.query_params.get("alt") == "sse",
+            tools=read_tools(body, results),
+            schema=read_schema(config),
+            images=tuple(conv.images),
+            reasoning=reads_thinking(config),
         )
 
-    def _chunk(self, req: SimRequest, done: Completion, text: str, out: int,
+    def _parts(self, done: Completion, text: str, *, first: bool, last: bool) -> list[dict[str, Any]]:
+        parts: list[dict[str, Any]] = []
+        if first and done.reasoning:
+            parts.append({"text": done.reasoning, "thought": True})
+        if text or not done.tool_calls:
+            parts.append({"text": text})
+        if last:
+            parts += [{"functionCall": {"name": c.name, "args": c.args}, "thoughtSignature": c.signature}
+                      for c in done.tool_calls]
+        return parts
+
+    def _chunk(self, req: SimRequest, done: Completion, parts: list[dict[str, Any]], out: int,
                finish: bool, rid: str) -> dict[str, Any]:
-        candidate: dict[str, Any] = {"content": {"parts": [{"text": text}], "role": "model"}}
+        candidate: dict[str, Any] = {"content": {"parts": parts, "role": "model"}}
         if finish:
             candidate["finishReason"] = _FINISH[done.finish]
         candidate["index"] = 0
-        return {
-            "candidates": [candidate],
-            "usageMetadata": {
-                "promptTokenCount": done.input_tokens,
-                "candidatesTokenCount": out,
-                "totalTokenCount": done.input_tokens + out,
-                "promptTokensDetails": [{"modality": "TEXT", "tokenCount": done.input_tokens}],
-            },
-            "modelVersion": req.model,
-            "responseId": rid,
+        thoughts = count_tokens(done.reasoning)
+        usage: dict[str, Any] = {
+            "promptTokenCount": done.input_tokens,
+            "candidatesTokenCount": out - thoughts if finish else out,
+            "totalTokenCount": done.input_tokens + out,
+            "promptTokensDetails": [{"modality": "TEXT", "tokenCount": done.input_tokens}],
         }
+        if thoughts:
+            usage["thoughtsTokenCount"] = thoughts
+        return {"candidates": [candidate], "usageMetadata": usage, "modelVersion": req.model, "responseId": rid}
 
     def response(
         self, req: SimRequest, spec: ModelSpec, done: Completion, headers: dict[str, str]
     ) -> Response:
-        body = self._chunk(req, done, done.text, done.output_tokens, True, uuid.uuid4().hex[:22])
+        parts = self._parts(done, done.text, first=True, last=True)
+        body = self._chunk(req, done, parts, done.output_tokens, True, uuid.uuid4().hex[:22])
         return json_response(200, body, headers)
 
     def stream(self, req: SimRequest, spec: ModelSpec, done: Completion) -> StreamPlan:
         rid = uuid.uuid4().hex[:22]
-        pieces = split_for_stream(done.text)
+        pieces = [""] if done.tool_calls and not done.text else split_for_stream(done.text)
         chunks, out = [], 0
         for i, piece in enumerate(pieces):
             last = i == len(pieces) - 1
             out = done.output_tokens if last else out + count_tokens(piece)
-            chunks.append((dumps(self._chunk(req, done, piece, out, last, rid)), count_tokens(piece)))
+            parts = self._parts(done, piece, first=i == 0, last=last)
+            chunks.append((dumps(self._chunk(req, done, parts, out, last, rid)), count_tokens(piece)))
         return _sse_plan(chunks) if req.sse else _array_plan(chunks)
 
     def models(self, catalog: Catalog, request: Request) -> Response:
@@ -190,16 +199,6 @@ _SERVER_MESSAGES = {
     503: "The model is overloaded. Please try again later.",
     504: "The request timed out. Please try again.",
 }
-
-
-def _parts_text(content: Any) -> str:
-    if not content:
-        return ""
-    if isinstance(content, str):
-        return content
-    if not isinstance(content, dict):
-        raise SimError("bad_request", 400, "Invalid value: content must be an object")
-    return text_of(content.get("parts") or [])
 
 
 def model_resource(m: ModelSpec) -> dict[str, Any]:

@@ -5,6 +5,7 @@ streams, rate-limit headers); each is a subclass overriding only those.
 """
 from __future__ import annotations
 
+import json
 import time
 import uuid
 from typing import Any
@@ -25,11 +26,12 @@ from providers.simulator.core import (
     retry_after_header,
     text_of,
 )
+from providers.simulator.answers import SimTool, ToolUse
 from providers.simulator.limiter import LimitState, go_duration
-from providers.simulator.text import Completion, count_tokens, split_for_stream, wants_json
+from providers.simulator.text import Completion, count_tokens, fragments, split_for_stream, wants_json
 
 _DONE = b"data: [DONE]\n\n"
-_FINISH = {"stop": "stop", "length": "length"}
+_FINISH = {"stop": "stop", "length": "length", "tool_calls": "tool_calls"}
 
 
 def _sse(obj: Any) -> bytes:
@@ -54,16 +56,38 @@ class OpenAIDialect:
         messages = body.get("messages")
         if not isinstance(messages, list) or not messages:
             raise SimError("bad_request", 400, "'messages' must be a non-empty array")
-        texts, system, last_user = [], [], ""
-        for m in messages:
+        texts, system, last_user, images = [], [], "", []
+        open_calls: list[str] = []  # tool_call ids of the last assistant turn not yet answered
+        results: list[str] = []
+        for i, m in enumerate(messages):
             if not isinstance(m, dict) or "role" not in m:
                 raise SimError("bad_request", 400, "each message needs a 'role'")
+            role = m["role"]
+            if role != "tool" and open_calls:
+                raise SimError("bad_request", 400, "An assistant message with 'tool_calls' must be followed by "
+                               "tool messages responding to each 'tool_call_id'. The following tool_call_ids did "
+                               f"not have response messages: {', '.join(open_calls)}")
             text = text_of(m.get("content"))
             texts.append(text)
-            if m["role"] in ("system", "developer"):
+            if role in ("system", "developer"):
                 system.append(text)
-            elif m["role"] == "user":
-                last_user = text
+            elif role == "user":
+                last_user, results = text, []
+                images += _images(m.get("content"))
+            elif role == "assistant":
+                results = []
+                open_calls = [str(c.get("id")) for c in m.get("tool_calls") or () if isinstance(c, dict)]
+                texts += [json.dumps(c.get("function")) for c in m.get("tool_calls") or ()]
+            elif role == "tool":
+                call_id = m.get("tool_call_id")
+                if call_id not in open_calls:
+                    raise SimError("bad_request", 400, f"Invalid parameter: messages with role 'tool' must be a "
+                                   f"response to a preceeding message with 'tool_calls'. (messages.[{i}].role)")
+                open_calls.remove(call_id)
+                results.append(text)
+            else:
+                raise SimError("bad_request", 400, f"Invalid value: '{role}'. Supported values are: 'system', "
+                               "'assistant', 'user', 'function', 'tool', and 'developer'.")
         fmt = body.get("response_format") or {}
         json_mode = fmt.get("type") in ("json_object", "json_schema") if isinstance(fmt, dict) else False
         stream_options = body.get("stream_options") or {}
@@ -75,6 +99,10 @@ class OpenAIDialect:
             json_mode=json_mode or wants_json("\n".join(system)),
             stream=bool(body.get("stream")),
             include_usage=bool(stream_options.get("include_usage")),
+            tools=_tool_use(body, tuple(results) if messages[-1].get("role") == "tool" else ()),
+            schema=_schema(fmt),
+            images=tuple(images),
+            reasoning=body.get("reasoning_effort") is not None,
         )
 
     # -- success ---------------------------------------------------------------------------
@@ -103,7 +131,7 @@ class OpenAIDialect:
             "choices": [
                 {
                     "index": 0,
-                    "message": {"role": "assistant", "content": done.text, "refusal": None},
+                    "message": self.assistant_message(done),
                     "logprobs": None,
                     "finish_reason": _FINISH[done.finish],
                 }
@@ -113,6 +141,30 @@ class OpenAIDialect:
         }
         headers["x-request-id"] = f"req_{rid}"
         return json_response(200, body, headers)
+
+    def assistant_message(self, done: Completion) -> dict[str, Any]:
+        message: dict[str, Any] = {"role": "assistant", "content": done.text or None, "refusal": None}
+        if done.tool_calls:
+            message["tool_calls"] = [
+                {"id": c.id, "type": "function", "function": {"name": c.name, "arguments": c.arguments}}
+                for c in done.tool_calls
+            ]
+        else:
+            message["content"] = done.text
+        if done.reasoning:
+            message["reasoning"] = done.reasoning
+        return message
+
+    def tool_call_frames(self, base: dict[str, Any], done: Completion) -> list[Frame]:
+        """Each call: a chunk naming it (empty arguments), then its arguments in fragments."""
+        frames = []
+        for i, c in enumerate(done.tool_calls):
+            head = {"index": i, "id": c.id, "type": "function", "function": {"name": c.name, "arguments": ""}}
+            frames.append(Frame(_sse(self.chunk(base, {"tool_calls": [head]}, None)), count_tokens(c.name)))
+            for piece in fragments(c.arguments):
+                delta = {"tool_calls": [{"index": i, "function": {"arguments": piece}}]}
+                frames.append(Frame(_sse(self.chunk(base, delta, None)), count_tokens(piece)))
+        return frames
 
     def chunk(self, base: dict[str, Any], delta: dict[str, Any], finish: str | None) -> dict[str, Any]:
         choice = {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}
@@ -131,8 +183,13 @@ class OpenAIDialect:
         if with_usage:
             base["usage"] = None
         frames = [Frame(_sse(self.chunk(base, {"role": "assistant", "content": ""}, None)))]
-        for piece in split_for_stream(done.text):
-            frames.append(Frame(_sse(self.chunk(base, {"content": piece}, None)), count_tokens(piece)))
+        if done.reasoning:
+            frames.append(Frame(_sse(self.chunk(base, {"reasoning": done.reasoning}, None))))
+        if done.tool_calls:
+            frames += self.tool_call_frames(base, done)
+        else:
+            for piece in split_for_stream(done.text):
+                frames.append(Frame(_sse(self.chunk(base, {"content": piece}, None)), count_tokens(piece)))
         frames.append(Frame(_sse(self.finish_chunk(base, spec, done, rid))))
         if with_usage:
             frames.append(Frame(_sse({**base, "choices": [], "usage": self.usage(spec, done)})))
@@ -235,6 +292,60 @@ _SERVER_MESSAGES = {
     503: "The engine is currently overloaded, please try again later.",
     504: "Gateway timeout.",
 }
+
+
+def _images(content: Any) -> list[str]:
+    """Each image part of a user message: its media type (data URL) or "url"."""
+    out = []
+    for part in content if isinstance(content, list) else ():
+        if isinstance(part, dict) and part.get("type") == "image_url":
+            url = str((part.get("image_url") or {}).get("url") or "")
+            if url.startswith("data:"):
+                out.append(url[5:].split(";", 1)[0])
+            elif url.startswith(("http://", "https://")):
+                out.append("url")
+            else:
+                raise SimError("bad_request", 400, "Invalid image URL: expected a data URL or an http(s) URL.")
+    return out
+
+
+def _tool_use(body: dict[str, Any], results: tuple[str, ...]) -> ToolUse:
+    raw_tools = body.get("tools")
+    if raw_tools is not None and not isinstance(raw_tools, list):
+        raise SimError("bad_request", 400, "Invalid type for 'tools': expected an array.")
+    tools = []
+    for i, t in enumerate(raw_tools or ()):
+        fn = t.get("function") if isinstance(t, dict) and t.get("type") == "function" else None
+        if not isinstance(fn, dict) or not isinstance(fn.get("name"), str):
+            raise SimError("bad_request", 400, f"Missing required parameter: 'tools[{i}].function.name'.")
+        tools.append(SimTool(fn["name"], fn.get("parameters") or {"type": "object", "properties": {}}))
+    if "parallel_tool_calls" in body and not tools:
+        raise SimError("bad_request", 400, "Invalid value for 'parallel_tool_calls': 'parallel_tool_calls' is "
+                       "only allowed when 'tools' are specified.")
+    choice = body.get("tool_choice")
+    mode, forced = "auto", None
+    if isinstance(choice, str):
+        if choice not in ("auto", "none", "required"):
+            raise SimError("bad_request", 400, f"Invalid value: '{choice}'. Supported values are: 'none', 'auto', and 'required'.")
+        mode = choice
+    elif isinstance(choice, dict):
+        mode, forced = "function", str((choice.get("function") or {}).get("name") or "")
+        if forced not in {t.name for t in tools}:
+            raise SimError("bad_request", 400, f"Invalid value for 'tool_choice': tool '{forced}' is not in 'tools'.")
+    if choice is not None and not tools:
+        raise SimError("bad_request", 400, "Invalid value for 'tool_choice': 'tool_choice' is only allowed when "
+                       "'tools' are specified.")
+    return ToolUse(tuple(tools), mode, forced, body.get("parallel_tool_calls") is not False, results)
+
+
+def _schema(fmt: Any) -> dict[str, Any] | None:
+    if not isinstance(fmt, dict) or fmt.get("type") != "json_schema":
+        return None
+    spec = fmt.get("json_schema")
+    if not isinstance(spec, dict) or not isinstance(spec.get("name"), str):
+        raise SimError("bad_request", 400, "Missing required parameter: 'response_format.json_schema.name'.")
+    schema = spec.get("schema")
+    return schema if isinstance(schema, dict) else {"type": "object", "properties": {}}
 
 
 def _limit_type(err: SimError) -> str:

@@ -10,10 +10,10 @@ import hashlib
 import json
 import re
 from dataclasses import dataclass
-from typing import Literal, Sequence
+from typing import Any, Literal, Sequence
 
 MESSAGE_OVERHEAD_TOKENS = 4
-FinishKind = Literal["stop", "length"]
+FinishKind = Literal["stop", "length", "tool_calls"]
 
 _WORDS = (
     "the system routes each request along a chain of models that balances cost speed and "
@@ -105,39 +105,18 @@ def truncate_to_tokens(text: str, max_tokens: int) -> str:
 
 @dataclass(frozen=True, slots=True)
 class Completion:
-    """The simulated model's answer to one request."""
+    """The simulated model's answer to one request (answers.py decides what it is)."""
 
     text: str
     finish: FinishKind
     input_tokens: int
     output_tokens: int
+    tool_calls: tuple[Any, ...] = ()  # answers.SimCall
+    reasoning: str = ""
 
     @property
     def total_tokens(self) -> int:
         return self.input_tokens + self.output_tokens
-
-
-def complete(
-    *,
-    platform: str,
-    model: str,
-    prompt_texts: Sequence[str],
-    last_user: str,
-    json_mode: bool,
-    max_tokens: int | None,
-) -> Completion:
-    """The deterministic answer for a prompt: JSON in JSON mode, else a tagged sentence."""
-    if json_mode:
-        full = json_answer(last_user)
-    else:
-        full = f"[sim:{platform}/{model}] {sentence_for(last_user)}"
-    text = full if max_tokens is None else truncate_to_tokens(full, max_tokens)
-    return Completion(
-        text=text,
-        finish="stop" if text == full else "length",
-        input_tokens=count_prompt_tokens(prompt_texts),
-        output_tokens=count_tokens(text),
-    )
 
 
 def split_for_stream(text: str) -> list[str]:
@@ -145,6 +124,11 @@ def split_for_stream(text: str) -> list[str]:
     give back the text exactly."""
     pieces = re.findall(r"\S+\s*|\s+", text)
     return pieces or [""]
+
+
+def fragments(text: str, size: int = 7) -> list[str]:
+    """Split tool-call arguments into stream fragments of `size` characters (joined, the text)."""
+    return [text[i : i + size] for i in range(0, len(text), size)] or [""]
 
 
 def wants_json(system_prompt: str | None) -> bool:

@@ -27,6 +27,7 @@ from providers.wire.errors import (
     make_error,
     text_field,
 )
+from providers.wire.openai_chat import reasoning_text, request_to_wire, tool_call_from_wire, usage_from_wire
 from providers.wire.sse import SSEEvent, SSEStreamDecoder
 
 FINISH_REASONS: dict[str, FinishReason] = {
@@ -40,24 +41,7 @@ FINISH_REASONS: dict[str, FinishReason] = {
 
 
 def build_body(request: ChatRequest, model_id: str, *, stream: bool) -> dict[str, Any]:
-    body: dict[str, Any] = {
-        "model": model_id,
-        "messages": [{"role": m.role, "content": m.content} for m in request.messages],
-        "stream": stream,
-    }
-    if request.max_tokens is not None:
-        body["max_tokens"] = request.max_tokens  # accepted by OpenAI, Groq and OpenRouter
-    if request.temperature is not None:
-        body["temperature"] = request.temperature
-    if request.top_p is not None:
-        body["top_p"] = request.top_p
-    if request.stop:
-        body["stop"] = list(request.stop)
-    if request.response_format == "json_object":
-        body["response_format"] = {"type": "json_object"}
-    if stream:
-        body["stream_options"] = {"include_usage": True}
-    return body
+    return request_to_wire(request, model_id, stream=stream)
 
 
 def finish_reason(raw: Any) -> FinishReason:
@@ -68,13 +52,21 @@ def usage_of(obj: Any) -> Usage | None:
     """`usage` (OpenAI, OpenRouter) or `x_groq.usage` (Groq streams), if present."""
     if not isinstance(obj, dict):
         return None
-    usage = obj.get("usage") or (obj.get("x_groq") or {}).get("usage")
-    if not isinstance(usage, dict):
-        return None
-    return Usage(
-        input_tokens=int(usage.get("prompt_tokens") or 0),
-        output_tokens=int(usage.get("completion_tokens") or 0),
-    )
+    return usage_from_wire(obj.get("usage") or (obj.get("x_groq") or {}).get("usage"))
+
+
+def tool_call_events(deltas: Any) -> list[StreamEvent]:
+    """`delta.tool_calls` pieces → `tool_call` events (the first piece of a call names it)."""
+    out: list[StreamEvent] = []
+    for d in deltas if isinstance(deltas, list) else ():
+        if not isinstance(d, dict):
+            continue
+        fn = d.get("function") if isinstance(d.get("function"), dict) else {}
+        index = d.get("index")
+        out.append(StreamEvent("tool_call", index=int(index) if isinstance(index, int) else 0,
+                               tool_id=d.get("id") or None, tool_name=fn.get("name") or None,
+                               arguments=str(fn.get("arguments") or "")))
+    return out
 
 
 def classify(status: int | None, code: str, etype: str, message: str) -> ErrorKind:
@@ -147,8 +139,12 @@ class OpenAIStreamDecoder(SSEStreamDecoder):
         choice = choices[0] if isinstance(choices, list) and choices else None
         if not isinstance(choice, dict):
             return
-        delta = choice.get("delta")
+        delta = choice.get("delta") if isinstance(choice.get("delta"), dict) else {}
+        reasoning = reasoning_text(delta)
+        if reasoning:
+            out.append(StreamEvent("reasoning", text=reasoning))
         self._delta(text_field(delta, "content"), out)
+        out.extend(tool_call_events(delta.get("tool_calls")))
         if choice.get("finish_reason") == "error":
             raise ServerError(
                 "upstream ended the stream with an error", platform=self.platform, model=self.model
@@ -183,7 +179,8 @@ class OpenAIAdapter:
                 raise error_from_object(body["error"], status=None, platform=platform, model=model)
             raise ServerError("response without choices", platform=platform, model=model)
         choice = choices[0]
-        message = choice.get("message") or {}
+        message = choice.get("message") if isinstance(choice.get("message"), dict) else {}
+        calls = tuple(tool_call_from_wire(c) for c in message.get("tool_calls") or () if isinstance(c, dict))
         return ChatResponse(
             text=str(message.get("content") or ""),
             usage=usage_of(body) or Usage(),
@@ -191,6 +188,8 @@ class OpenAIAdapter:
             platform=platform,
             model=model,
             upstream_id=text_field(body, "id") or None,
+            tool_calls=calls,
+            reasoning=reasoning_text(message),
         )
 
     def parse_error(
