@@ -65,7 +65,11 @@ class Transport:
         return httpx.Timeout(total, connect=min(self.endpoint.connect_timeout_s, total))
 
     def _request(self, request: ChatRequest, model_id: str, stream: bool, budget_s: float):
-        call = self.adapter.build_call(request, model_id, self.endpoint, stream=stream)
+        try:
+            call = self.adapter.build_call(request, model_id, self.endpoint, stream=stream)
+        except ProviderError as err:  # a request this protocol cannot express: name who refused
+            err.platform, err.model = err.platform or self.endpoint.platform, err.model or model_id
+            raise
         headers = {**call.headers, REQUEST_ID_HEADER: request.request_id}
         return self._client.build_request(
             call.method, call.url, headers=headers, json=call.json, timeout=self._timeout(budget_s)

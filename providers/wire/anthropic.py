@@ -1,8 +1,8 @@
 """The Anthropic Messages protocol (POST /v1/messages).
 
-Differences from the OpenAI shape: the system prompt is a top-level field, `max_tokens` is
-required, there is no JSON mode (we ask for JSON in the system prompt), and errors carry a
-`type` (`overloaded_error`, `rate_limit_error`, ...) that decides the taxonomy class.
+Bodies are mapped in anthropic_messages.py; this module reads answers, streams and errors.
+Errors carry a `type` (`overloaded_error`, `rate_limit_error`, ...) that decides the taxonomy
+class.
 """
 from __future__ import annotations
 
@@ -17,7 +17,6 @@ from providers.types import (
     ProviderError,
     ServerError,
     StreamEvent,
-    Usage,
 )
 from providers.wire.base import Endpoint, HttpCall
 from providers.wire.errors import (
@@ -27,13 +26,12 @@ from providers.wire.errors import (
     make_error,
     text_field,
 )
+from providers.wire.anthropic_messages import (
+    blocks_of, request_to_wire, thinking_of, tool_calls_of, usage_from_wire,
+)
 from providers.wire.sse import SSEEvent, SSEStreamDecoder
 
 API_VERSION = "2023-06-01"
-DEFAULT_MAX_TOKENS = 1024
-JSON_INSTRUCTION = (
-    "Respond with a single JSON object and nothing else: no prose, no code fences."
-)
 
 STOP_REASONS: dict[str, FinishReason] = {
     "end_turn": "stop",
@@ -58,32 +56,8 @@ ERROR_TYPES: dict[str, ErrorKind] = {
 }
 
 
-def system_text(request: ChatRequest) -> str | None:
-    """The top-level system prompt, with the JSON instruction appended in JSON mode."""
-    system = request.system_prompt
-    if request.response_format == "json_object":
-        system = f"{system}\n\n{JSON_INSTRUCTION}" if system else JSON_INSTRUCTION
-    return system
-
-
 def build_body(request: ChatRequest, model_id: str, *, stream: bool) -> dict[str, Any]:
-    body: dict[str, Any] = {
-        "model": model_id,
-        "max_tokens": request.max_tokens or DEFAULT_MAX_TOKENS,
-        "messages": [{"role": m.role, "content": m.content} for m in request.conversation],
-    }
-    system = system_text(request)
-    if system:
-        body["system"] = system
-    if request.temperature is not None:
-        body["temperature"] = min(request.temperature, 1.0)  # Anthropic's range is 0..1
-    if request.top_p is not None:
-        body["top_p"] = request.top_p
-    if request.stop:
-        body["stop_sequences"] = list(request.stop)
-    if stream:
-        body["stream"] = True
-    return body
+    return request_to_wire(request, model_id, stream=stream)
 
 
 def stop_reason(raw: Any) -> FinishReason:
@@ -120,14 +94,17 @@ def error_from_object(
 
 
 class AnthropicStreamDecoder(SSEStreamDecoder):
-    """`message_start` (input tokens) → `content_block_delta` (`text_delta`) … → `message_delta`
-    (stop_reason, output tokens) → `message_stop`. `ping` and non-text blocks are skipped;
-    `event: error` raises the typed error; a malformed chunk raises `ServerError`."""
+    """`message_start` (input tokens) → content blocks (`content_block_start`, deltas,
+    `content_block_stop`) → `message_delta` (stop_reason, output tokens) → `message_stop`.
+    Text deltas become `delta` events, `thinking_delta`/`signature_delta` `reasoning` events, and
+    a `tool_use` block becomes `tool_call` events (its start names the call, each
+    `input_json_delta` carries an arguments fragment), numbered in order of the tool blocks.
+    `ping` is skipped; `event: error` raises the typed error; a malformed chunk `ServerError`."""
 
     def __init__(self, *, platform: str, model: str) -> None:
         super().__init__(platform=platform, model=model)
-        self._input_tokens = 0
-        self._output_tokens = 0
+        self._usage_raw: dict[str, Any] = {}
+        self._tool_index: dict[int, int] = {}  # content block index -> tool call index
 
     def _handle(self, event: SSEEvent, out: list[StreamEvent]) -> None:
         data = load_chunk(event.data, platform=self.platform, model=self.model)
@@ -138,10 +115,13 @@ class AnthropicStreamDecoder(SSEStreamDecoder):
             )
         if kind == "message_start":
             self._count((data.get("message") or {}).get("usage"))
+        elif kind == "content_block_start":
+            block = data.get("content_block") or {}
+            if block.get("type") == "tool_use":
+                index = self._tool_index.setdefault(int(data.get("index") or 0), len(self._tool_index))
+                out.append(StreamEvent("tool_call", index=index, tool_id=block.get("id"), tool_name=block.get("name")))
         elif kind == "content_block_delta":
-            delta = data.get("delta") or {}
-            if delta.get("type") == "text_delta":
-                self._delta(text_field(delta, "text"), out)
+            self._block_delta(int(data.get("index") or 0), data.get("delta") or {}, out)
         elif kind == "message_delta":
             self._count(data.get("usage"))
             reason = (data.get("delta") or {}).get("stop_reason")
@@ -150,15 +130,24 @@ class AnthropicStreamDecoder(SSEStreamDecoder):
         elif kind == "message_stop":
             self._finish(out)
 
+    def _block_delta(self, block: int, delta: dict[str, Any], out: list[StreamEvent]) -> None:
+        dtype = delta.get("type")
+        if dtype == "text_delta":
+            self._delta(text_field(delta, "text"), out)
+        elif dtype == "input_json_delta" and block in self._tool_index:
+            out.append(StreamEvent("tool_call", index=self._tool_index[block],
+                                   arguments=text_field(delta, "partial_json")))
+        elif dtype == "thinking_delta":
+            out.append(StreamEvent("reasoning", text=text_field(delta, "thinking")))
+        elif dtype == "signature_delta":
+            out.append(StreamEvent("reasoning", signature=text_field(delta, "signature")))
+
     def _count(self, usage: object) -> None:
         """Usage counts are cumulative: the latest value of each wins."""
         if not isinstance(usage, dict):
             return
-        if usage.get("input_tokens") is not None:
-            self._input_tokens = int(usage["input_tokens"])
-        if usage.get("output_tokens") is not None:
-            self._output_tokens = int(usage["output_tokens"])
-        self._usage = Usage(self._input_tokens, self._output_tokens)
+        self._usage_raw.update({k: v for k, v in usage.items() if v is not None})
+        self._usage = usage_from_wire(self._usage_raw)
 
 
 class AnthropicAdapter:
@@ -188,22 +177,18 @@ class AnthropicAdapter:
         content = body.get("content")
         if not isinstance(content, list):
             raise ServerError("response without content", platform=platform, model=model)
-        text = "".join(
-            str(block.get("text") or "")
-            for block in content
-            if isinstance(block, dict) and block.get("type") == "text"
-        )
-        usage = body.get("usage") or {}
+        blocks = blocks_of(content)
+        thinking = thinking_of(blocks)
         return ChatResponse(
-            text=text,
-            usage=Usage(
-                input_tokens=int(usage.get("input_tokens") or 0),
-                output_tokens=int(usage.get("output_tokens") or 0),
-            ),
+            text="".join(str(b.get("text") or "") for b in blocks if b.get("type") == "text"),
+            usage=usage_from_wire(body.get("usage")),
             finish_reason=stop_reason(body.get("stop_reason")),
             platform=platform,
             model=model,
             upstream_id=text_field(body, "id") or None,
+            tool_calls=tool_calls_of(blocks),
+            reasoning="".join(t.text for t in thinking),
+            thinking=thinking,
         )
 
     def parse_error(

@@ -1,8 +1,8 @@
 """The Gemini API protocol (generativelanguage `v1beta/models/{model}:generateContent`).
 
-Differences: roles are `user`/`model`, the system prompt is `systemInstruction`, sampling lives
-in `generationConfig`, JSON mode is `responseMimeType`, and errors are google.rpc statuses whose
-`details[]` carry the reason (`API_KEY_INVALID`) and the retry delay (`RetryInfo`).
+Bodies are mapped in gemini_content.py; this module reads answers, streams and errors. Errors
+are google.rpc statuses whose `details[]` carry the reason (`API_KEY_INVALID`) and the retry
+delay (`RetryInfo`).
 """
 from __future__ import annotations
 
@@ -27,6 +27,9 @@ from providers.wire.errors import (
     load_chunk,
     make_error,
     text_field,
+)
+from providers.wire.gemini_content import (
+    answer_text, finish_with_calls, parts_of, request_to_wire, thought_text, tool_calls_of, usage_from_wire,
 )
 from providers.wire.sse import SSEEvent, SSEStreamDecoder
 
@@ -56,29 +59,7 @@ def model_path(model_id: str) -> str:
 
 
 def build_body(request: ChatRequest) -> dict[str, Any]:
-    body: dict[str, Any] = {
-        "contents": [
-            {"role": "model" if m.role == "assistant" else "user", "parts": [{"text": m.content}]}
-            for m in request.conversation
-        ]
-    }
-    system = request.system_prompt
-    if system:
-        body["systemInstruction"] = {"parts": [{"text": system}]}
-    config: dict[str, Any] = {}
-    if request.max_tokens is not None:
-        config["maxOutputTokens"] = request.max_tokens
-    if request.temperature is not None:
-        config["temperature"] = request.temperature
-    if request.top_p is not None:
-        config["topP"] = request.top_p
-    if request.stop:
-        config["stopSequences"] = list(request.stop)
-    if request.response_format == "json_object":
-        config["responseMimeType"] = "application/json"
-    if config:
-        body["generationConfig"] = config
-    return body
+    return request_to_wire(request)
 
 
 def finish_reason(raw: Any) -> FinishReason:
@@ -87,22 +68,11 @@ def finish_reason(raw: Any) -> FinishReason:
 
 def candidate_text(candidate: Any) -> str:
     """The answer's text parts joined; thought summaries (`thought: true`) are left out."""
-    content = candidate.get("content") if isinstance(candidate, dict) else None
-    parts = content.get("parts") if isinstance(content, dict) else None
-    if not isinstance(parts, list):
-        return ""
-    return "".join(
-        str(p.get("text") or "") for p in parts if isinstance(p, dict) and not p.get("thought")
-    )
+    return answer_text(parts_of(candidate))
 
 
 def usage_of(body: Mapping[str, Any]) -> Usage | None:
-    """usageMetadata; thinking tokens are billed as output."""
-    meta = body.get("usageMetadata")
-    if not isinstance(meta, dict):
-        return None
-    output = int(meta.get("candidatesTokenCount") or 0) + int(meta.get("thoughtsTokenCount") or 0)
-    return Usage(input_tokens=int(meta.get("promptTokenCount") or 0), output_tokens=output)
+    return usage_from_wire(body.get("usageMetadata"))
 
 
 def classify(status: int | None, rpc_status: str, message: str, details: Any) -> ErrorKind:
@@ -148,6 +118,10 @@ class GeminiStreamDecoder(SSEStreamDecoder):
     finish reason completes the stream, before one it is a cut. A chunk carrying `error` raises
     the typed error; a malformed chunk raises `ServerError`."""
 
+    def __init__(self, *, platform: str, model: str) -> None:
+        super().__init__(platform=platform, model=model)
+        self._calls = 0
+
     def _handle(self, event: SSEEvent, out: list[StreamEvent]) -> None:
         chunk = load_chunk(event.data, platform=self.platform, model=self.model)
         if chunk.get("error"):
@@ -158,9 +132,18 @@ class GeminiStreamDecoder(SSEStreamDecoder):
         candidates = chunk.get("candidates")
         candidate = candidates[0] if isinstance(candidates, list) and candidates else None
         if isinstance(candidate, dict):
-            self._delta(candidate_text(candidate), out)
+            parts = parts_of(candidate)
+            thought = thought_text(parts)
+            if thought:
+                out.append(StreamEvent("reasoning", text=thought))
+            self._delta(answer_text(parts), out)
+            for call in tool_calls_of(parts):  # Gemini sends each call whole
+                out.append(StreamEvent("tool_call", index=self._calls, tool_id=call.id, tool_name=call.name,
+                                       arguments=call.arguments, signature=call.signature))
+                self._calls += 1
             if candidate.get("finishReason"):
-                self._finish_reason = finish_reason(candidate["finishReason"])
+                reason = finish_reason(candidate["finishReason"])
+                self._finish_reason = "tool_calls" if self._calls and reason == "stop" else reason
         elif (chunk.get("promptFeedback") or {}).get("blockReason"):
             self._finish_reason = "content_filter"
 
@@ -199,13 +182,17 @@ class GeminiAdapter:
                 return ChatResponse("", usage, "content_filter", platform, model, upstream_id)
             raise ServerError("response without candidates", platform=platform, model=model)
         candidate = candidates[0] if isinstance(candidates[0], dict) else {}
+        parts = parts_of(candidate)
+        calls = tool_calls_of(parts)
         return ChatResponse(
-            text=candidate_text(candidate),
+            text=answer_text(parts),
             usage=usage,
-            finish_reason=finish_reason(candidate.get("finishReason")),
+            finish_reason=finish_with_calls(finish_reason(candidate.get("finishReason")), calls),
             platform=platform,
             model=model,
             upstream_id=upstream_id,
+            tool_calls=calls,
+            reasoning=thought_text(parts),
         )
 
     def parse_error(

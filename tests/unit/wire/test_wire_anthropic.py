@@ -18,7 +18,8 @@ from providers.types import (
 )
 from providers.wire.base import Endpoint
 from providers.wire import adapter_for
-from providers.wire.anthropic import ADAPTER, DEFAULT_MAX_TOKENS, JSON_INSTRUCTION
+from providers.wire.anthropic import ADAPTER
+from providers.wire.anthropic_messages import DEFAULT_MAX_TOKENS, JSON_INSTRUCTION
 
 KEY = "sk-ant-api03-SECRETsecretSECRET-abc"
 ENDPOINT = Endpoint("anthropic", "anthropic", "https://api.anthropic.com", api_key=KEY)

@@ -72,7 +72,7 @@ def test_build_streaming_call_accepts_models_prefix():
 def test_parse_response_skips_thoughts_and_counts_thinking_as_output():
     r = ADAPTER.parse_response(RESPONSE, platform="gemini", model="gemini-2.5-flash")
     assert r.text == "Hello there"
-    assert r.usage == Usage(8, 5 + 28)
+    assert r.usage == Usage(8, 5 + 28, reasoning_tokens=28)
     assert (r.finish_reason, r.model, r.upstream_id) == ("stop", "gemini-2.5-flash",
                                                          "mKxCaLmUNPWVjrEPqYvO0QQ")
 

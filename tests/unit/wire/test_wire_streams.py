@@ -222,12 +222,13 @@ def test_gemini_stream_ends_at_eof_after_finish_reason():
     for chunk_size in (None, 1, 5):
         events = run("gemini", GEMINI_STREAM, chunk_size)
         assert deltas(events) == "The quick brown fox"
-        assert_one_done_last(events, Usage(11, 46), "stop")
+        assert_one_done_last(events, Usage(11, 46, reasoning_tokens=40), "stop")
+        assert "".join(e.text for e in events if e.kind == "reasoning") == "Considering"
 
 
 def test_gemini_done_only_at_close():
     decoder = adapter_for("gemini").stream_decoder(platform="gemini", model="m")
-    assert all(e.kind == "delta" for e in decoder.feed(GEMINI_STREAM))
+    assert [e.kind for e in decoder.feed(GEMINI_STREAM)] == ["reasoning", "delta", "delta"]
     assert [e.kind for e in decoder.close()] == ["done"]
 
 
