@@ -5,6 +5,10 @@ from dataclasses import dataclass
 from typing import Iterable, Literal
 
 Lifecycle = Literal["active", "deprecated", "retired"]
+#: what a model can serve beyond text (catalog data, per model):
+#: tools, parallel_tools (the parallel-calls switch is honoured both ways), vision (images),
+#: image_urls (images by URL; without it only inline data), json_schema, reasoning, seed
+Capability = Literal["tools", "parallel_tools", "vision", "image_urls", "json_schema", "reasoning", "seed"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,6 +29,7 @@ class ModelSpec:
     aliases: tuple[str, ...] = ()
     source: str = ""
     retrieved: str = ""
+    capabilities: frozenset[str] = frozenset()
 
     @property
     def key(self) -> tuple[str, str]:

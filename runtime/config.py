@@ -46,6 +46,10 @@ class ServerSection(_Strict):
     default_max_tokens: int = Field(default=1024, gt=0)
     max_body_bytes: int = Field(default=8 * 1024 * 1024, gt=0)  # larger request bodies: 413
     idempotency_ttl_s: float = Field(default=86_400.0, gt=0)  # how long an Idempotency-Key answers
+    # the chat API's payload limits (413/400 naming the field); images: Anthropic's per-image cap
+    max_image_bytes: int = Field(default=5 * 1024 * 1024, gt=0)
+    max_images: int = Field(default=20, gt=0)
+    max_tool_schema_bytes: int = Field(default=64 * 1024, gt=0)
 
 
 class BudgetsSection(_Strict):

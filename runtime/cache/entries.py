@@ -8,7 +8,7 @@ from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Generic, TypeVar
 
 from providers.clock import SYSTEM_CLOCK, Clock
-from providers.types import ChatResponse, FinishReason, Usage
+from providers.types import ChatResponse, FinishReason, Thinking, ToolCall, Usage
 
 # ------------------------------------------------------------------------------------------
 # Values
@@ -27,6 +27,9 @@ class CachedAnswer:
     model: str
     cost_usd: float
     created_at: float
+    tool_calls: tuple[ToolCall, ...] = ()
+    reasoning: str = ""
+    thinking: tuple[Thinking, ...] = ()
 
     @classmethod
     def from_response(
@@ -40,7 +43,16 @@ class CachedAnswer:
             model=response.model,
             cost_usd=cost_usd,
             created_at=created_at,
+            tool_calls=response.tool_calls,
+            reasoning=response.reasoning,
+            thinking=response.thinking,
         )
+
+    def response(self, *, latency_ms: float) -> ChatResponse:
+        """The answer as served from the cache (no upstream attempt)."""
+        return ChatResponse(self.text, self.usage, self.finish_reason, self.platform, self.model,
+                            latency_ms=latency_ms, attempts=0, tool_calls=self.tool_calls,
+                            reasoning=self.reasoning, thinking=self.thinking)
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), ensure_ascii=False, separators=(",", ":"))
@@ -49,6 +61,8 @@ class CachedAnswer:
     def from_json(cls, text: str | bytes) -> "CachedAnswer":
         data = json.loads(text)
         data["usage"] = Usage(**data["usage"])
+        data["tool_calls"] = tuple(ToolCall(**c) for c in data.get("tool_calls") or ())
+        data["thinking"] = tuple(Thinking(**t) for t in data.get("thinking") or ())
         return cls(**data)
 
 

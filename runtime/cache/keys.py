@@ -13,7 +13,7 @@ import json
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from providers.types import ChatRequest
+from providers.types import ChatRequest, ImagePart, Message, TextPart
 
 KEY_VERSION = "v1"
 CacheMode = Literal["exact", "semantic", "off"]
@@ -33,9 +33,30 @@ def _number(value: float | None) -> float | None:
     return None if value is None else float(value) + 0.0
 
 
+def image_key(part: ImagePart) -> list[Any]:
+    """An image by its URL, or by the SHA-256 of its inline data."""
+    if part.is_inline:
+        return ["data", part.media_type, hashlib.sha256((part.data or "").encode()).hexdigest(), part.detail]
+    return ["url", part.url, part.detail]
+
+
+def message_fields(m: Message) -> list[Any]:
+    """A message as the key sees it: [role, text], plus what else the turn carries (its parts
+    with image digests, tool calls, the call a tool turn answers) when it carries any."""
+    extra: dict[str, Any] = {}
+    if m.parts:
+        extra["parts"] = [["text", p.text] if isinstance(p, TextPart) else image_key(p) for p in m.parts]
+    if m.tool_calls:
+        extra["tool_calls"] = [[c.id, c.name, c.arguments] for c in m.tool_calls]
+    if m.tool_call_id is not None:
+        extra["tool_call_id"] = m.tool_call_id
+    return [m.role, m.content, extra] if extra else [m.role, m.content]
+
+
 def canonical_fields(request: ChatRequest, *, route: str, tenant: str | None) -> dict[str, Any]:
-    """Everything but the messages that the cache key covers (shared with the semantic layer)."""
-    return {
+    """Everything but the messages that the cache key covers (shared with the semantic layer).
+    Tool and reasoning options are included only when set, so text-only keys do not change."""
+    fields: dict[str, Any] = {
         "route": route,
         "temperature": _number(request.temperature),
         "max_tokens": request.max_tokens,
@@ -44,6 +65,19 @@ def canonical_fields(request: ChatRequest, *, route: str, tenant: str | None) ->
         "response_format": request.response_format,
         "tenant": tenant,
     }
+    if request.tools:
+        fields["tools"] = [[t.name, t.description, t.parameters, t.strict] for t in request.tools]
+    optional = {
+        "tool_choice": [request.tool_choice.mode, request.tool_choice.name] if request.tool_choice else None,
+        "parallel_tool_calls": request.parallel_tool_calls,
+        "json_schema": [request.json_schema.name, request.json_schema.schema, request.json_schema.strict]
+        if request.json_schema else None,
+        "reasoning_effort": request.reasoning_effort,
+        "thinking_budget": request.thinking_budget,
+        "seed": request.seed,
+    }
+    fields.update({k: v for k, v in optional.items() if v is not None})
+    return fields
 
 
 def digest(payload: dict[str, Any]) -> str:
@@ -57,7 +91,7 @@ def digest(payload: dict[str, Any]) -> str:
 def cache_key(request: ChatRequest, *, route: str, tenant: str | None) -> str:
     """The exact-cache key of `request` served by `route`, scoped to `tenant` (None: shared)."""
     payload = canonical_fields(request, route=route, tenant=tenant)
-    payload["messages"] = [[m.role, m.content] for m in request.messages]
+    payload["messages"] = [message_fields(m) for m in request.messages]
     return digest(payload)
 
 

@@ -33,7 +33,7 @@ import numpy as np
 
 from providers.clock import SYSTEM_CLOCK, Clock
 from providers.types import ChatRequest
-from runtime.cache.keys import canonical_fields, digest
+from runtime.cache.keys import canonical_fields, digest, message_fields
 from runtime.cache.stores import CacheStore, VectorRecord
 from runtime.cache.embed import EMBEDDING_DIM
 
@@ -51,9 +51,9 @@ def query_text(request: ChatRequest) -> str | None:
 def partition_key(request: ChatRequest, *, route: str, tenant: str | None) -> str:
     """Everything in the exact key except the last user message's text."""
     payload = canonical_fields(request, route=route, tenant=tenant)
-    messages: list[list[Any]] = [[m.role, m.content] for m in request.messages]
+    messages: list[list[Any]] = [message_fields(m) for m in request.messages]
     if messages:
-        messages[-1] = [messages[-1][0], None]
+        messages[-1] = [messages[-1][0], None, *messages[-1][2:]]
     payload["messages"] = messages
     payload["kind"] = "semantic-partition"
     return digest(payload)

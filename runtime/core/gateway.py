@@ -15,8 +15,8 @@ import structlog
 
 from providers.catalog import Catalog
 from providers.clock import SYSTEM_CLOCK, Clock
-from providers.tokens import estimate_prompt_tokens
-from providers.types import ChatRequest, ChatResponse, ProviderError, StreamEvent, Usage
+from providers.tokens import estimate_request_tokens
+from providers.types import ChatRequest, ChatResponse, ProviderError, StreamEvent, Usage, assemble_tool_calls
 from runtime.finops.budget import Admitted, Budget, BudgetExceeded
 from runtime.finops.errors import BudgetRefusedError, LedgerUnavailableError
 from runtime.core.budget_routing import BudgetStateCache, budget_plan
@@ -112,7 +112,7 @@ def reservation_usd(plan: RoutePlan, request: ChatRequest, default_max_tokens: i
     output = request.max_tokens if request.max_tokens is not None else default_max_tokens
     best = (0.0, 0)
     for step in plan.steps:
-        n_in = estimate_prompt_tokens(request.messages, step.model)
+        n_in = estimate_request_tokens(request, step.model)
         best = max(best, (step.model.cost_usd(n_in, output), n_in))
     return best
 
@@ -246,7 +246,7 @@ class Gateway:
         latency_ms = (time.perf_counter() - started) * 1000.0
         outcome = Outcome(a.platform, a.model, a.usage, 0.0, "cached", False, 0, latency_ms, saved_usd=a.cost_usd)
         await self._record_quietly(self._row(plan, request, ctx, outcome, Reservation(self.clock.time(), 0.0)))
-        response = ChatResponse(a.text, a.usage, a.finish_reason, a.platform, a.model, latency_ms=latency_ms, attempts=0)
+        response = a.response(latency_ms=latency_ms)
         return RoutedResponse(response, plan.chain, 0.0, latency_ms, 0, False, (), kind)
 
     async def stream(
@@ -285,23 +285,24 @@ class Gateway:
         booked: Reservation,
         lookup=None,
     ) -> AsyncIterator[StreamEvent]:
-        text: list[str] = []
+        seen: list[StreamEvent] = []
         usage, finish, error_kind = None, None, "client_disconnected"
         try:
             async for event in routed.events:
-                if event.kind == "delta":
-                    text.append(event.text)
-                else:
+                if event.kind == "done":
                     usage, finish, error_kind = event.usage, event.finish_reason, None
+                else:
+                    seen.append(event)
                 yield event
         except ProviderError as err:
             error_kind = err.kind
             raise
         finally:
             complete = usage is not None
+            text = "".join(e.text for e in seen if e.kind == "delta")
             if usage is None:  # partial: charge what was (probably) consumed
                 prompt_chars = sum(len(m.content) for m in request.messages)
-                text_chars = sum(len(t) for t in text)
+                text_chars = sum(len(e.text) + len(e.arguments) + len(e.tool_name or "") for e in seen)
                 usage = Usage(prompt_chars // CHARS_PER_TOKEN_ESTIMATE,
                               -(-text_chars // CHARS_PER_TOKEN_ESTIMATE))
             outcome = Outcome(
@@ -312,7 +313,9 @@ class Gateway:
             )
             await self._finalize(self._row(plan, request, ctx, outcome, booked))
             if lookup is not None and complete:
-                response = ChatResponse("".join(text), usage, finish or "stop", routed.platform, routed.model.id)
+                response = ChatResponse(text, usage, finish or "stop", routed.platform, routed.model.id,
+                                        tool_calls=assemble_tool_calls(seen),
+                                        reasoning="".join(e.text for e in seen if e.kind == "reasoning"))
                 await self._keep(lookup, response, outcome.cost_usd)
 
     def _identity(self, plan: RoutePlan, request: ChatRequest, ctx: CallContext, booked: Reservation) -> dict[str, Any]:
@@ -358,9 +361,16 @@ def replayed(hit: RoutedResponse, catalog: Catalog) -> RoutedStream:
 
 
 async def replayed_events(hit: RoutedResponse) -> AsyncIterator[StreamEvent]:
-    """A cached answer replayed as a stream: its text, then the final event."""
+    """A cached answer replayed as a stream: its reasoning, its text, each tool call whole, then
+    the final event."""
     r = hit.response
-    yield StreamEvent("delta", r.text)
+    if r.reasoning:
+        yield StreamEvent("reasoning", r.reasoning)
+    if r.text or not r.tool_calls:
+        yield StreamEvent("delta", r.text)
+    for i, c in enumerate(r.tool_calls):
+        yield StreamEvent("tool_call", index=i, tool_id=c.id, tool_name=c.name, arguments=c.arguments,
+                          signature=c.signature)
     yield StreamEvent("done", usage=r.usage, finish_reason=r.finish_reason)
 
 

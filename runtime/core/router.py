@@ -93,6 +93,11 @@ def _stops_the_chain(error: ProviderError) -> bool:
     return isinstance(error, BadRequestError) and not isinstance(error, ContextTooLongError)
 
 
+def skipped_failures(plan: RoutePlan) -> list[Failure]:
+    """The steps the plan left out before any call, as failures of kind `unsupported`."""
+    return [Failure(platform, model, "unsupported", why) for platform, model, why in plan.skipped]
+
+
 def _failure(platform: str, model: str, error: ProviderError) -> Failure:
     return Failure(platform, model, error.kind, error.message, error.status, error.retry_after_s)
 
@@ -154,7 +159,7 @@ class Router:
                     return _routed(plan, step, result, failures, attempts, started)
                 attempts += result.attempts if not isinstance(result, Refusal) else 0
                 failures.append(_failure(step.platform, step.model.id, result))
-        raise AllProvidersFailed(plan.chain, failures)
+        raise AllProvidersFailed(plan.chain, skipped_failures(plan) + failures)
 
     async def stream(self, plan: RoutePlan, request: ChatRequest, deadline: float) -> RoutedStream:
         """Open a stream on the first step that produces a first event; fall back until then."""
@@ -179,4 +184,4 @@ class Router:
             if _stops_the_chain(first):
                 raise ClientRequestError(first)
             failures.append(_failure(step.platform, step.model.id, first))
-        raise AllProvidersFailed(plan.chain, failures)
+        raise AllProvidersFailed(plan.chain, skipped_failures(plan) + failures)

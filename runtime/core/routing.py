@@ -7,9 +7,13 @@
 """
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 
+from providers.capabilities import PARAMETERS, missing_capabilities, required_capabilities
 from providers.catalog import Catalog, ModelSpec, UnknownModelError
+from providers.tokens import IMAGE_TOKENS
+from providers.types import ChatRequest
 from runtime.config import PRIORITIES, USE_CASES, Config
 
 ROUTE_PREFIX = "switchboard/"
@@ -27,6 +31,8 @@ class RoutePlan:
     steps: tuple[Step, ...]
     use_case: str | None = None
     priority: str | None = None
+    #: steps left out before any call (platform, model id, why), reported with the failures
+    skipped: tuple[tuple[str, str, str], ...] = ()
 
 
 class UnknownRouteError(LookupError):
@@ -174,9 +180,47 @@ def constrain(
 
 
 def _replace_steps(plan: RoutePlan, steps: list[Step], chain: str) -> RoutePlan:
-    return RoutePlan(chain, tuple(steps), plan.use_case, plan.priority)
+    return RoutePlan(chain, tuple(steps), plan.use_case, plan.priority, plan.skipped)
+
+
+class CapabilityUnsupportedError(ValueError):
+    """No candidate can serve what the request asks for (HTTP 400 naming the parameter)."""
+
+    def __init__(self, capability: str, candidates: list[str]) -> None:
+        self.capability = capability
+        self.parameter = PARAMETERS[capability]
+        super().__init__(f"no candidate model supports {capability!r} (asked for by {self.parameter}); "
+                         f"tried: {', '.join(candidates)}")
+
+
+def require_capabilities(plan: RoutePlan, request: ChatRequest) -> RoutePlan:
+    """Skip the steps whose model lacks a capability the request needs; each skip is kept on
+    the plan (reported with the failures). Nothing left: CapabilityUnsupportedError naming
+    the first need the candidates lack."""
+    needs = required_capabilities(request)
+    if not needs:
+        return plan
+    kept, skipped = [], list(plan.skipped)
+    for step in plan.steps:
+        lacking = missing_capabilities(step.model, needs)
+        if lacking:
+            skipped.append((step.platform, step.model.id, f"does not support {', '.join(lacking)}"))
+        else:
+            kept.append(step)
+    if not kept:
+        first = next(n for n in needs if any(n in missing_capabilities(s.model, needs) for s in plan.steps))
+        raise CapabilityUnsupportedError(first, [f"{s.platform}/{s.model.id}" for s in plan.steps])
+    return RoutePlan(plan.chain, tuple(kept), plan.use_case, plan.priority, tuple(skipped))
 
 
 def estimate_tokens(text_chars: int) -> int:
     """Cheap size estimate for route planning (the provider actor reserves exactly)."""
     return max(1, text_chars // 4)
+
+
+def estimate_request_size(request: ChatRequest) -> int:
+    """The planning estimate of a whole request: its text, tool calls, tool definitions and
+    images (`IMAGE_TOKENS` each, as the reservation counts them)."""
+    chars = sum(len(m.content) + sum(len(c.name) + len(c.arguments) for c in m.tool_calls) for m in request.messages)
+    chars += sum(len(json.dumps(t.parameters)) + len(t.name) + len(t.description or "") for t in request.tools)
+    return estimate_tokens(chars) + IMAGE_TOKENS * len(request.images)

@@ -13,7 +13,9 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from runtime.core.ensemble import EnsembleFailed
 from runtime.core.router import AllProvidersFailed, ClientRequestError
 from runtime.http.schemas import FORBIDDEN_FIELDS
-from runtime.core.routing import BudgetTooLowError, ContextTooLongForAllError, UnknownRouteError
+from runtime.core.routing import (
+    BudgetTooLowError, CapabilityUnsupportedError, ContextTooLongForAllError, UnknownRouteError,
+)
 
 
 class ApiError(Exception):
@@ -51,7 +53,7 @@ class ApiError(Exception):
 
 def from_all_failed(exc: AllProvidersFailed) -> ApiError:
     """429 if every platform is only rate-limited, else 503; Retry-After from the soonest."""
-    kinds = {f.kind for f in exc.failures}
+    kinds = {f.kind for f in exc.failures} - {"unsupported"}  # skipped before any call
     retry = [f.retry_after_s for f in exc.failures if f.retry_after_s is not None]
     headers = {"retry-after": str(max(1, math.ceil(min(retry))))} if retry else {}
     failures = [
@@ -89,6 +91,8 @@ def to_api_error(exc: BaseException) -> ApiError | None:
         return ApiError(402, "budget_too_low", str(exc), field="max_cost_usd")
     if isinstance(exc, ContextTooLongForAllError):
         return ApiError(400, "context_too_long", str(exc), field="messages")
+    if isinstance(exc, CapabilityUnsupportedError):
+        return ApiError(400, "unsupported_parameter", str(exc), field=exc.parameter)
     if isinstance(exc, EnsembleFailed):
         members = [{"platform": m.platform, "model": m.model, "error": m.error} for m in exc.members]
         return ApiError(503, "ensemble_failed", str(exc), extra={"members": members})
@@ -169,7 +173,8 @@ def install_error_handlers(app: FastAPI) -> None:
         return (error or ApiError(500, "internal_error", "internal error (logged)")).response()
 
     for known in (ApiError, StarletteHTTPException, AllProvidersFailed, ClientRequestError,
-                  UnknownRouteError, BudgetTooLowError, ContextTooLongForAllError, EnsembleFailed):
+                  UnknownRouteError, BudgetTooLowError, ContextTooLongForAllError, CapabilityUnsupportedError,
+                  EnsembleFailed):
         app.add_exception_handler(known, _known)
 
     @app.exception_handler(Exception)

@@ -5,15 +5,23 @@ import json
 import time
 from typing import Any, AsyncIterator
 
-from providers.types import Message, ProviderError, StreamEvent
+from providers.types import ChatResponse, ProviderError, StreamEvent, Thinking, ToolCall
+from providers.wire.openai_chat import call_id_out, thinking_to_wire, tool_call_to_wire, usage_to_wire
 from runtime.core.router import RoutedResponse, RoutedStream
-from runtime.http.schemas import ChatCompletionBody
-
-ROLE_MAP = {"developer": "system"}
 
 
-def messages_from_body(body: ChatCompletionBody) -> tuple[Message, ...]:
-    return tuple(Message(ROLE_MAP.get(m.role, m.role), m.text()) for m in body.messages)  # type: ignore[arg-type]
+def assistant_message(resp: ChatResponse) -> dict[str, Any]:
+    """The answer as an OpenAI assistant message: content (null beside tool calls, as OpenAI
+    sends it), tool calls (their ids carrying any vendor signature), and reasoning where the
+    vendor returned it (`reasoning_content`, `thinking_blocks` to send back next turn)."""
+    message: dict[str, Any] = {"role": "assistant", "content": resp.text or (None if resp.tool_calls else "")}
+    if resp.tool_calls:
+        message["tool_calls"] = [tool_call_to_wire(c, front_door=True) for c in resp.tool_calls]
+    if resp.reasoning:
+        message["reasoning_content"] = resp.reasoning
+    if resp.thinking:
+        message["thinking_blocks"] = thinking_to_wire(resp.thinking)
+    return message
 
 
 def switchboard_headers(r: RoutedResponse, request_id: str) -> dict[str, str]:
@@ -39,16 +47,12 @@ def completion_object(r: RoutedResponse, request_id: str, requested_model: str) 
         "choices": [
             {
                 "index": 0,
-                "message": {"role": "assistant", "content": resp.text},
+                "message": assistant_message(resp),
                 "finish_reason": resp.finish_reason,
                 "logprobs": None,
             }
         ],
-        "usage": {
-            "prompt_tokens": resp.usage.input_tokens,
-            "completion_tokens": resp.usage.output_tokens,
-            "total_tokens": resp.usage.total_tokens,
-        },
+        "usage": usage_to_wire(resp.usage),
         "switchboard": {
             "requested_model": requested_model,
             "platform": resp.platform,
@@ -98,20 +102,41 @@ async def sse_chunks(
         return _sse({**base, "choices": [{"index": 0, "delta": delta, "finish_reason": finish, "logprobs": None}]})
 
     yield chunk({"role": "assistant", "content": ""})
+    reasoning: list[str] = []
     try:
         async for event in events:
-            if event.kind == "delta":
-                if event.text:
-                    yield chunk({"content": event.text})
+            if event.kind == "done":
+                yield chunk({}, event.finish_reason or "stop")
+                if include_usage and event.usage is not None:
+                    yield _sse({**base, "choices": [], "usage": usage_to_wire(event.usage)})
                 continue
-            yield chunk({}, event.finish_reason or "stop")
-            if include_usage and event.usage is not None:
-                u = event.usage
-                usage = {"prompt_tokens": u.input_tokens, "completion_tokens": u.output_tokens,
-                         "total_tokens": u.total_tokens}
-                yield _sse({**base, "choices": [], "usage": usage})
+            delta = delta_of(event, reasoning)
+            if delta:
+                yield chunk(delta)
     except ProviderError as err:
         yield _sse({"error": {"type": err.kind, "message": f"{err.platform}: {err.message}",
                               "code": err.kind}})
         return
     yield _sse("[DONE]")
+
+
+def delta_of(event: StreamEvent, reasoning: list[str]) -> dict[str, Any] | None:
+    """One normalized stream event as an OpenAI chunk delta (None: nothing to send)."""
+    if event.kind == "delta":
+        return {"content": event.text} if event.text else None
+    if event.kind == "reasoning":
+        if event.signature:  # Anthropic closes a thinking block: send it whole, to be sent back
+            block = thinking_to_wire((Thinking("".join(reasoning), event.signature),))
+            reasoning.clear()
+            return {"thinking_blocks": block}
+        reasoning.append(event.text)
+        return {"reasoning_content": event.text} if event.text else None
+    piece: dict[str, Any] = {"index": event.index}
+    if event.tool_id is not None:
+        piece["id"] = call_id_out(ToolCall(event.tool_id, event.tool_name or "", signature=event.signature))
+        piece["type"] = "function"
+    function: dict[str, Any] = {"arguments": event.arguments}
+    if event.tool_name is not None:
+        function = {"name": event.tool_name, **function}
+    piece["function"] = function
+    return {"tool_calls": [piece]}

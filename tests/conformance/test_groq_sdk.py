@@ -26,7 +26,8 @@ def test_streaming_carries_x_groq_usage(client):
 
 
 def test_models_list(client):
-    assert {m.id for m in client.models.list().data} == {"llama-3.3-70b-versatile", "llama-3.1-8b-instant"}
+    assert {m.id for m in client.models.list().data} == {"llama-3.3-70b-versatile", "llama-3.1-8b-instant",
+                                                         "meta-llama/llama-4-scout-17b-16e-instruct"}
 
 
 def test_error_classes(sim, client):

@@ -4,18 +4,17 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends
 from fastapi.responses import JSONResponse, StreamingResponse
 
-from providers.types import ChatRequest
-from runtime.http.auth import Principal
-from runtime.http.errors import ApiError
 from runtime.core.gateway import CallContext
-from runtime.http.openai_format import (
-    completion_object, messages_from_body, sse_chunks, stream_headers, switchboard_headers,
+from runtime.core.routing import (
+    constrain, estimate_request_size, plan_for_model_field, require_capabilities, virtual_models,
 )
-from runtime.request_log import current_request_id
-from runtime.core.routing import constrain, plan_for_model_field, virtual_models
-from runtime.http.schemas import ChatCompletionBody, ModelCard, ModelList
+from runtime.http.auth import Principal
+from runtime.http.openai_format import completion_object, sse_chunks, stream_headers, switchboard_headers
+from runtime.http.openai_request import Limits, chat_request
+from runtime.http.openai_schemas import ChatCompletionBody
+from runtime.http.schemas import ModelCard, ModelList
 from runtime.http.services import Services
-from runtime.core.routing import estimate_tokens
+from runtime.request_log import current_request_id
 
 
 def router(services: Services) -> APIRouter:
@@ -23,26 +22,16 @@ def router(services: Services) -> APIRouter:
     cfg, catalog, gateway = services.config, services.catalog, services.gateway
     principal = services.principal()
 
+    limits = Limits(cfg.server.max_image_bytes, cfg.server.max_images, cfg.server.max_tool_schema_bytes)
+
     @router.post("/v1/chat/completions", tags=["openai"])
     async def chat_completions(body: ChatCompletionBody, who: Principal = Depends(principal)):
-        forbidden = body.forbidden_field()
-        if forbidden:
-            raise ApiError(400, "forbidden_field", f"{forbidden!r} cannot be set by clients", field=forbidden)
-        messages = messages_from_body(body)
-        max_tokens = body.output_limit or cfg.server.default_max_tokens
-        request = ChatRequest(
-            messages=messages,
-            max_tokens=max_tokens,
-            temperature=body.temperature,
-            top_p=body.top_p,
-            stop=body.stops,
-            response_format=body.response_format.type if body.response_format else "text",
-            request_id=current_request_id(),
-        )
-        chars = sum(len(m.content) for m in messages)
-        n_in = estimate_tokens(chars)
+        request = chat_request(body, default_max_tokens=cfg.server.default_max_tokens,
+                               request_id=current_request_id(), limits=limits)
+        max_tokens = request.max_tokens or cfg.server.default_max_tokens
+        n_in = estimate_request_size(request)
         plan = await gateway.apply_budget(plan_for_model_field(cfg, catalog, body.model, n_in, max_tokens))
-        plan = constrain(plan, cfg, catalog, n_in, max_tokens, body.max_cost_usd)
+        plan = require_capabilities(constrain(plan, cfg, catalog, n_in, max_tokens, body.max_cost_usd), request)
         ctx = CallContext.of(who, endpoint="/v1/chat/completions", use_case=plan.use_case)
         deadline = gateway.deadline(body.deadline_ms)
         if body.stream:

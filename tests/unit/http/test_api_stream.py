@@ -57,7 +57,9 @@ def test_stream_falls_back_before_first_byte_and_ends_with_usage_and_done():
     assert evs[0]["choices"][0]["delta"]["role"] == "assistant"
     text = "".join(e["choices"][0]["delta"].get("content", "") for e in evs[:-1] if e["choices"])
     assert text == "Hello streamed world"
-    assert evs[-2]["usage"] == {"prompt_tokens": 12, "completion_tokens": 3, "total_tokens": 15}
+    assert evs[-2]["usage"] == {"prompt_tokens": 12, "completion_tokens": 3, "total_tokens": 15,
+                                "prompt_tokens_details": {"cached_tokens": 0},
+                                "completion_tokens_details": {"reasoning_tokens": 0}}
     (row,) = ledger.rows
     assert (row["platform"], row["status"], row["input_tokens"], row["output_tokens"]) == ("gemini", "ok", 12, 3)
     assert row["cost_usd"] == pytest.approx(CFG.catalog().get("gemini", "gemini-2.5-flash").cost_usd(12, 3))
