@@ -5,7 +5,7 @@
    offered tool whose name appears in the last user text, in offer order, or the first offered
    tool if none does; with parallel calls off, only the first of those. Arguments are generated
    from each tool's JSON schema (`value_for`): a string property takes the next capitalized word
-   of the last user text (e.g. `Paris`), else an enum's first value or `"sim-<name>"`.
+   of the last user text that is not a question word (e.g. `Paris`), else an enum's first value or `"sim-<name>"`.
 2. After tool results: the answer quotes them (`From the tool results: …`).
 3. A JSON schema response format: JSON generated from the schema (it validates against it).
 4. Images received are described first (`I see 2 images (image/png, url).`).
@@ -24,6 +24,7 @@ from providers.simulator.text import (
     Completion,
     count_prompt_tokens,
     count_tokens,
+    STOPWORDS,
     json_answer,
     sentence_for,
     truncate_to_tokens,
@@ -113,6 +114,12 @@ def value_for(schema: Mapping[str, Any], name: str, words: list[str], root: Mapp
     return words.pop(0) if words else f"sim-{name}"
 
 
+def names_in(text: str) -> list[str]:
+    """Capitalized words that are not question or filler words ("What", "Please"): the names
+    string arguments take, in order."""
+    return [w for w in _CAPITALIZED.findall(text) if w.lower() not in STOPWORDS]
+
+
 def plan_calls(use: ToolUse, last_user: str) -> tuple[SimCall, ...]:
     if not use.tools or use.mode == "none" or use.results:
         return ()
@@ -123,7 +130,7 @@ def plan_calls(use: ToolUse, last_user: str) -> tuple[SimCall, ...]:
         chosen = [t for t in use.tools if t.name in last_user] or [use.tools[0]]
     if not use.parallel:
         chosen = chosen[:1]
-    words = _CAPITALIZED.findall(last_user)
+    words = names_in(last_user)
     calls = []
     for i, tool in enumerate(chosen):
         args = value_for(tool.schema, tool.name, words)
@@ -160,7 +167,7 @@ def answer(
         out = sum(count_tokens(c.name + c.arguments) for c in calls) + count_tokens(thought)
         return Completion("", "tool_calls", input_tokens, out, calls, thought)
     if schema is not None:
-        full = json.dumps(value_for(schema, "value", _CAPITALIZED.findall(last_user)))
+        full = json.dumps(value_for(schema, "value", names_in(last_user)))
     elif tools.results:
         full = f"[sim:{platform}/{model}] From the tool results: {'; '.join(tools.results)}"
     elif json_mode:

@@ -21,7 +21,7 @@ _WORDS = (
     "answers arrive quickly with clear accounting of tokens latency and spend across teams "
     "agents pipelines caches and dashboards that operators watch during busy afternoons"
 ).split()
-_STOPWORDS = frozenset(
+STOPWORDS = frozenset(
     "a an and are as at be but by can could do does for from has have how i in is it its me my "
     "of on or our please should so that the their them there these this to was we what when "
     "where which who why will with would you your".split()
@@ -67,7 +67,7 @@ def keywords_of(text: str, limit: int = 5) -> list[str]:
     seen: list[str] = []
     for word in _WORD_RE.findall(text):
         low = word.lower()
-        if len(low) > 2 and low not in _STOPWORDS and low not in seen:
+        if len(low) > 2 and low not in STOPWORDS and low not in seen:
             seen.append(low)
             if len(seen) == limit:
                 break
