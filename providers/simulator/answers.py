@@ -95,6 +95,7 @@ def value_for(schema: Mapping[str, Any], name: str, words: list[str], root: Mapp
     kind = schema.get("type", "object" if "properties" in schema else "string")
     if isinstance(kind, list):
         kind = next((k for k in kind if k != "null"), "null")
+    kind = str(kind).lower()  # Gemini's Schema spells types in capitals
     if kind == "object":
         props = schema.get("properties") or {}
         return {key: value_for(sub, key, words, root) for key, sub in props.items()}

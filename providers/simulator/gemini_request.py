@@ -52,8 +52,24 @@ class Conversation:
     last_role: str = "user"
 
 
+def camel(obj: Any) -> Any:
+    """Field names as lowerCamelCase: the API takes proto field names both ways
+    (`inline_data` / `inlineData`, `mime_type` / `mimeType`), and SDKs send either."""
+    if isinstance(obj, list):
+        return [camel(x) for x in obj]
+    if not isinstance(obj, dict):
+        return obj
+    out = {}
+    for key, value in obj.items():
+        head, *rest = key.split("_")
+        name = head + "".join(w.title() for w in rest)
+        out[name] = value if name in ("args", "response") else camel(value)
+    return out
+
+
 def read_contents(contents: list[Any]) -> Conversation:
     conv = Conversation()
+    contents = camel(contents)
     pending: list[str] = []  # names of the previous model turn's function calls
     for i, c in enumerate(contents):
         if not isinstance(c, dict):
