@@ -19,10 +19,22 @@ from agents.matching import (
 from agents.prompts import classification_messages
 from agents.registry import Registry
 from agents.steps import RunContext, StepCall, run_step
+from providers.types import JsonSchemaFormat
 from runtime.core.gateway import Gateway
 
 ENDPOINT = "/api/ai/agents/route"
-CLASSIFY = StepCall("classify", "agent-router:classify", "chat", "cost", 300, 0.0, "json_object")
+CLASSIFICATION_SCHEMA = JsonSchemaFormat("classification", {
+    "type": "object",
+    "properties": {
+        "intent": {"type": "string"},
+        "entities": {"type": "array", "items": {"type": "string"}},
+        "type": {"type": "string", "description": "algorithm | page | feature | bug | question | general"},
+        "keywords": {"type": "array", "items": {"type": "string"}},
+    },
+    "required": ["intent", "entities", "type", "keywords"],
+    "additionalProperties": False,
+}, strict=True)
+CLASSIFY = StepCall("classify", "agent-router:classify", "chat", "cost", 300, 0.0, "json_object", CLASSIFICATION_SCHEMA)
 MAX_FALLBACK_KEYWORDS = 12
 
 

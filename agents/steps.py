@@ -9,15 +9,15 @@ from __future__ import annotations
 
 import re
 import secrets
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Sequence
 
 from providers.clock import SYSTEM_CLOCK, Clock
-from providers.types import ChatRequest, Message, ResponseFormat
+from providers.types import ChatRequest, JsonSchemaFormat, Message, ResponseFormat
 from runtime.finops.budget import Budget
 from runtime.core.gateway import CallContext, Gateway
 from runtime.core.router import AllProvidersFailed, ClientRequestError
-from runtime.core.routing import ContextTooLongForAllError, constrain, plan_for_use_case
+from runtime.core.routing import ContextTooLongForAllError, RoutePlan, constrain, plan_for_use_case
 from runtime.core.routing import estimate_tokens
 
 #: insights and answers kept on the blackboard / in stored results are clipped to this size
@@ -85,6 +85,31 @@ class StepCall:
     max_tokens: int
     temperature: float | None = None
     response_format: ResponseFormat = "text"
+    #: asked of the steps whose model supports json_schema; the others get `response_format`
+    json_schema: JsonSchemaFormat | None = None
+
+
+def structured_first(plan: RoutePlan, call: StepCall, request: ChatRequest) -> list[tuple[RoutePlan, ChatRequest]]:
+    """The plan as attempts: the steps that support `call.json_schema` with it, then the rest
+    (in chain order) with the plain response format."""
+    if call.json_schema is None:
+        return [(plan, request)]
+    capable = [s for s in plan.steps if "json_schema" in s.model.capabilities]
+    others = [s for s in plan.steps if s not in capable]
+    structured = replace(request, response_format="json_schema", json_schema=call.json_schema)
+    parts = [(replace(plan, steps=tuple(capable)), structured)] if capable else []
+    return parts + ([(replace(plan, steps=tuple(others)), request)] if others else [])
+
+
+async def complete_step(gateway: Gateway, plan: RoutePlan, call: StepCall, request: ChatRequest, ctx, deadline):
+    attempts = structured_first(plan, call, request)
+    for i, (part, req) in enumerate(attempts):
+        try:
+            return await gateway.complete(part, req, ctx, deadline)
+        except AllProvidersFailed:
+            if i == len(attempts) - 1:
+                raise
+    raise AssertionError("unreachable: a plan has at least one step")
 
 
 async def run_step(
@@ -110,7 +135,7 @@ async def run_step(
     try:
         plan = plan_for_use_case(cfg, catalog, call.use_case, call.priority, n_in, call.max_tokens)
         plan = constrain(plan, cfg, catalog, n_in, call.max_tokens)
-        routed = await gateway.complete(plan, request, ctx, gateway.deadline(run.deadline_ms))
+        routed = await complete_step(gateway, plan, call, request, ctx, gateway.deadline(run.deadline_ms))
     except ContextTooLongForAllError as exc:
         return failed("", "", f"context_too_long: {exc}")
     except AllProvidersFailed as exc:

@@ -7,7 +7,8 @@
    from each tool's JSON schema (`value_for`): a string property takes the next capitalized word
    of the last user text that is not a question word (e.g. `Paris`), else an enum's first value or `"sim-<name>"`.
 2. After tool results: the answer quotes them (`From the tool results: …`).
-3. A JSON schema response format: JSON generated from the schema (it validates against it).
+3. A JSON schema response format: JSON that validates against it (JSON mode's classification
+   object when it fits the schema, else a value generated from the schema).
 4. Images received are described first (`I see 2 images (image/png, url).`).
 5. Otherwise the tagged sentence of text.py (`[sim:platform/model] …`), or JSON mode's object.
 Reasoning, when asked for, is a short fixed thought before the answer.
@@ -115,6 +116,39 @@ def value_for(schema: Mapping[str, Any], name: str, words: list[str], root: Mapp
     return words.pop(0) if words else f"sim-{name}"
 
 
+_TYPES = {"object": dict, "array": list, "string": str, "integer": int, "number": (int, float), "boolean": bool}
+
+
+def fits(value: Any, schema: Mapping[str, Any]) -> bool:
+    """Whether `value` satisfies the schema's types, enums, required keys, properties and items
+    (enough to prefer an answer that already fits; generated values always do)."""
+    kind = schema.get("type")
+    kinds = [str(k).lower() for k in (kind if isinstance(kind, list) else [kind] if kind else [])]
+    if kinds and not any(isinstance(value, _TYPES.get(k, object)) and not (k != "boolean" and isinstance(value, bool))
+                         for k in kinds):
+        return False
+    if "enum" in schema and value not in schema["enum"]:
+        return False
+    if isinstance(value, dict):
+        props = schema.get("properties") or {}
+        if any(k not in value for k in schema.get("required") or ()):
+            return False
+        if schema.get("additionalProperties") is False and set(value) - set(props):
+            return False
+        return all(fits(v, props[k]) for k, v in value.items() if k in props)
+    if isinstance(value, list) and isinstance(schema.get("items"), dict):
+        return all(fits(v, schema["items"]) for v in value)
+    return True
+
+
+def schema_answer(schema: Mapping[str, Any], last_user: str) -> str:
+    """The JSON-mode answer when it already fits the schema, else a value generated from it."""
+    classified = json_answer(last_user)
+    if fits(json.loads(classified), schema):
+        return classified
+    return json.dumps(value_for(schema, "value", names_in(last_user)))
+
+
 def names_in(text: str) -> list[str]:
     """Capitalized words that are not question or filler words ("What", "Please"): the names
     string arguments take, in order."""
@@ -168,7 +202,7 @@ def answer(
         out = sum(count_tokens(c.name + c.arguments) for c in calls) + count_tokens(thought)
         return Completion("", "tool_calls", input_tokens, out, calls, thought)
     if schema is not None:
-        full = json.dumps(value_for(schema, "value", names_in(last_user)))
+        full = schema_answer(schema, last_user)
     elif tools.results:
         full = f"[sim:{platform}/{model}] From the tool results: {'; '.join(tools.results)}"
     elif json_mode:

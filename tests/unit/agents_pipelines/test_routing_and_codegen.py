@@ -10,7 +10,7 @@ from agents.agent_router import route_to_agents
 from agents.codegen import generate_code
 from agents.registry import default_registry
 from agents.steps import PipelineError, RunContext
-from tests.unit.agents_pipelines.helpers import Rows, ScriptedPool, down, make_gateway
+from tests.unit.agents_pipelines.helpers import Rows, ScriptedPool, down, failing, make_gateway
 
 QUERY = "My Stripe webhook returns 400 when a refund is issued"
 
@@ -30,13 +30,25 @@ async def test_classification_runs_in_json_mode_on_the_cheap_fast_chain():
     result = await route(pool, rows, context={"page": "billing"})
     ((platform, request),) = pool.requests
     assert (platform, request.model) == ("gemini", "gemini-2.5-flash-lite")
-    assert request.response_format == "json_object" and request.temperature == 0.0
+    assert request.response_format == "json_schema" and request.temperature == 0.0
+    assert request.json_schema.name == "classification" and request.json_schema.strict
     assert "billing" in request.messages[-1].content
     assert result.classification_source == "ai"
     assert result.classification["keywords"] == ("stripe", "webhook", "refund")
     assert result.primary != default_registry().fallback.id and len(result.supporting) <= 2
     assert 0 < result.confidence <= 1 and result.reasoning
     assert [r["agent_id"] for r in rows.rows] == ["agent-router:classify"]
+
+
+async def test_classification_falls_back_to_json_mode_on_models_without_json_schema():
+    answer = json.dumps({"intent": "refund", "entities": [], "type": "bug", "keywords": ["refund"]})
+
+    pool = ScriptedPool(failing("gemini", otherwise=lambda platform, request: answer))
+    result = await route(pool, Rows())
+    formats = [(platform, request.response_format) for platform, request in pool.requests]
+    assert formats[0] == ("gemini", "json_schema")
+    assert formats[1][1] == "json_object" and formats[1][0] != "gemini"
+    assert result.classification_source == "ai"
 
 
 @pytest.mark.parametrize("bad", ["Sure! The user wants help with payments.", '{"intent": "fix', "{}"])
