@@ -253,3 +253,21 @@ def test_what_cannot_be_honoured_is_refused_naming_it(app, body, status, field):
 def test_lone_surrogate_in_a_stream_is_a_400_too(app):
     r = post(app, {"model": "claude-haiku-4-5", "stream": True, "messages": [{"role": "user", "content": "x\ud800"}]})
     assert r.status_code == 400 and r.json()["error"]["type"] == "invalid_text"
+
+
+def test_a_tool_request_falls_back_before_the_first_byte_and_is_booked_at_its_real_usage(app, client):
+    fault = {"platform": "openai", "model": "gpt-4o", "status": 503, "count": 2}
+    httpx.post(f"{app.simulator.url}/_sim/faults", json=fault, trust_env=False).raise_for_status()
+    kwargs = dict(model="switchboard/code_quality", messages=ASK, tools=[WEATHER])
+    raw = client.chat.completions.with_raw_response.create(**kwargs)
+    reply = raw.parse()
+    assert raw.headers["x-switchboard-platform"] == "anthropic" and raw.headers["x-switchboard-fallback"] == "true"
+    assert reply.choices[0].message.tool_calls[0].function.name == "get_weather"
+    usage = reply.usage  # the ledger's cost is the vendor usage at list prices (claude-sonnet-4-5: $3 / $15)
+    assert float(raw.headers["x-switchboard-cost-usd"]) == pytest.approx(
+        (usage.prompt_tokens * 3 + usage.completion_tokens * 15) / 1e6, abs=1e-8)
+    stream = client.chat.completions.with_raw_response.create(stream=True, **kwargs)
+    assert stream.headers["x-switchboard-platform"] == "anthropic" and stream.headers["x-switchboard-fallback"] == "true"
+    names = [d.function.name for chunk in stream.parse() if chunk.choices
+             for d in chunk.choices[0].delta.tool_calls or () if d.function and d.function.name]
+    assert names == ["get_weather"]
