@@ -271,3 +271,21 @@ def test_a_tool_request_falls_back_before_the_first_byte_and_is_booked_at_its_re
     names = [d.function.name for chunk in stream.parse() if chunk.choices
              for d in chunk.choices[0].delta.tool_calls or () if d.function and d.function.name]
     assert names == ["get_weather"]
+
+
+@pytest.mark.parametrize("platform", ["anthropic", "gemini"])
+def test_reasoning_comes_back_and_thinking_blocks_survive_the_next_turn(client, platform):
+    kwargs = dict(model=MODELS[platform], tools=[WEATHER], reasoning_effort="low", max_tokens=4000)
+    first = client.chat.completions.create(messages=ASK, **kwargs)
+    message = first.choices[0].message
+    dumped = message.model_dump(exclude_none=True)
+    assert dumped["reasoning_content"] and first.usage.completion_tokens_details.reasoning_tokens >= 0
+    if platform == "anthropic":  # the signed thinking block must go back with the tool_use turn
+        assert dumped["thinking_blocks"][0]["signature"].startswith("sim-thinking-")
+    history = ASK + [dumped, tool_turn(message.tool_calls[0])]
+    second = client.chat.completions.create(messages=history, **kwargs)
+    assert "18 degrees celsius and sunny in Paris" in second.choices[0].message.content
+    if platform == "anthropic":
+        forged = {**dumped, "thinking_blocks": [{**dumped["thinking_blocks"][0], "signature": "forged"}]}
+        with pytest.raises(openai.BadRequestError):
+            client.chat.completions.create(messages=ASK + [forged, tool_turn(message.tool_calls[0])], **kwargs)
