@@ -16,6 +16,7 @@ PARAMETERS = {
     "json_schema": "response_format",
     "reasoning": "reasoning_effort",
     "seed": "seed",
+    "logprobs": "logprobs",
 }
 
 
@@ -37,6 +38,8 @@ def required_capabilities(request: ChatRequest) -> tuple[str, ...]:
         needs.append("reasoning")
     if request.seed is not None:
         needs.append("seed")
+    if request.logprobs:
+        needs.append("logprobs")
     return tuple(needs)
 
 

@@ -8,7 +8,8 @@ Lifecycle = Literal["active", "deprecated", "retired"]
 #: what a model can serve beyond text (catalog data, per model):
 #: tools, parallel_tools (the parallel-calls switch is honoured both ways), vision (images),
 #: image_urls (images by URL; without it only inline data), json_schema, reasoning, seed
-Capability = Literal["tools", "parallel_tools", "vision", "image_urls", "json_schema", "reasoning", "seed"]
+Capability = Literal["tools", "parallel_tools", "vision", "image_urls", "json_schema", "reasoning", "seed",
+                     "logprobs"]
 
 
 @dataclass(frozen=True, slots=True)

@@ -145,6 +145,8 @@ class ChatRequest:
     reasoning_effort: ReasoningEffort | None = None
     thinking_budget: int | None = None  # tokens of reasoning allowed (Anthropic, Gemini)
     seed: int | None = None
+    logprobs: bool = False  # the answer's token log-probabilities (OpenAI-protocol vendors)
+    top_logprobs: int | None = None
 
     @property
     def system_prompt(self) -> str | None:
@@ -195,6 +197,7 @@ class ChatResponse:
     tool_calls: tuple[ToolCall, ...] = ()
     reasoning: str = ""
     thinking: tuple[Thinking, ...] = ()
+    logprobs: Any = None  # the vendor's logprobs object, as it sent it (OpenAI's shape)
 
 
 @dataclass(frozen=True, slots=True)
@@ -218,6 +221,7 @@ class StreamEvent:
     tool_name: str | None = None
     arguments: str = ""
     signature: str | None = None
+    logprobs: Any = None  # with a `delta`: the vendor's logprobs of that piece
 
 
 def assemble_tool_calls(events: "Iterable[StreamEvent]") -> tuple[ToolCall, ...]:

@@ -44,6 +44,8 @@ class SimRequest:
     schema: Mapping[str, Any] | None = None  # a JSON schema the answer must follow
     images: tuple[str, ...] = ()  # each image received: its media type, or "url"
     reasoning: bool = False
+    logprobs: bool = False
+    top_logprobs: int | None = None
 
 
 class SimError(Exception):

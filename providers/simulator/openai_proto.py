@@ -103,6 +103,8 @@ class OpenAIDialect:
             schema=_schema(fmt),
             images=tuple(images),
             reasoning=body.get("reasoning_effort") is not None,
+            logprobs=_logprobs_flag(body),
+            top_logprobs=body.get("top_logprobs"),
         )
 
     # -- success ---------------------------------------------------------------------------
@@ -132,7 +134,7 @@ class OpenAIDialect:
                 {
                     "index": 0,
                     "message": self.assistant_message(done),
-                    "logprobs": None,
+                    "logprobs": logprobs_of([done.text], req.top_logprobs) if req.logprobs else None,
                     "finish_reason": _FINISH[done.finish],
                 }
             ],
@@ -189,7 +191,10 @@ class OpenAIDialect:
             frames += self.tool_call_frames(base, done)
         else:
             for piece in split_for_stream(done.text):
-                frames.append(Frame(_sse(self.chunk(base, {"content": piece}, None)), count_tokens(piece)))
+                chunk = self.chunk(base, {"content": piece}, None)
+                if req.logprobs:
+                    chunk["choices"][0]["logprobs"] = logprobs_of([piece], req.top_logprobs)
+                frames.append(Frame(_sse(chunk), count_tokens(piece)))
         frames.append(Frame(_sse(self.finish_chunk(base, spec, done, rid))))
         if with_usage:
             frames.append(Frame(_sse({**base, "choices": [], "usage": self.usage(spec, done)})))
@@ -292,6 +297,27 @@ _SERVER_MESSAGES = {
     503: "The engine is currently overloaded, please try again later.",
     504: "Gateway timeout.",
 }
+
+
+def _logprobs_flag(body: dict[str, Any]) -> bool:
+    top = body.get("top_logprobs")
+    if top is not None and (not isinstance(top, int) or not 0 <= top <= 20):
+        raise SimError("bad_request", 400, "Invalid 'top_logprobs': integer between 0 and 20 expected.")
+    if top is not None and not body.get("logprobs"):
+        raise SimError("bad_request", 400, "Invalid value for 'top_logprobs': 'logprobs' must be set to true.")
+    return bool(body.get("logprobs"))
+
+
+def logprobs_of(pieces: list[str], top: int | None) -> dict[str, Any]:
+    """Deterministic log-probabilities: one entry per word of the pieces."""
+    content = []
+    for piece in pieces:
+        for i, token in enumerate(split_for_stream(piece) if piece else []):
+            lp = -0.01 * (1 + (len(token) + i) % 7)
+            alts = [{"token": token, "logprob": lp, "bytes": list(token.encode())}]
+            alts += [{"token": f"{token.strip()}~{k}", "logprob": lp - k, "bytes": None} for k in range(1, top or 0)]
+            content.append({"token": token, "logprob": lp, "bytes": list(token.encode()), "top_logprobs": alts[: top or 0]})
+    return {"content": content, "refusal": None}
 
 
 def _images(content: Any) -> list[str]:

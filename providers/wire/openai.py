@@ -143,7 +143,9 @@ class OpenAIStreamDecoder(SSEStreamDecoder):
         reasoning = reasoning_text(delta)
         if reasoning:
             out.append(StreamEvent("reasoning", text=reasoning))
-        self._delta(text_field(delta, "content"), out)
+        text = text_field(delta, "content")
+        if text:
+            out.append(StreamEvent("delta", text=text, logprobs=choice.get("logprobs")))
         out.extend(tool_call_events(delta.get("tool_calls")))
         if choice.get("finish_reason") == "error":
             raise ServerError(
@@ -190,6 +192,7 @@ class OpenAIAdapter:
             upstream_id=text_field(body, "id") or None,
             tool_calls=calls,
             reasoning=reasoning_text(message),
+            logprobs=choice.get("logprobs"),
         )
 
     def parse_error(

@@ -167,6 +167,10 @@ def request_to_wire(request: ChatRequest, model_id: str, *, stream: bool, front_
             body[name] = value
     if request.stop:
         body["stop"] = list(request.stop)
+    if request.logprobs:
+        body["logprobs"] = True
+        if request.top_logprobs is not None:
+            body["top_logprobs"] = request.top_logprobs
     fmt = response_format_to_wire(request)
     if fmt is not None:
         body["response_format"] = fmt
@@ -261,6 +265,8 @@ def request_from_wire(body: Mapping[str, Any], **fields: Any) -> ChatRequest:
         "parallel_tool_calls": body.get("parallel_tool_calls"),
         "reasoning_effort": body.get("reasoning_effort"),
         "seed": body.get("seed"),
+        "logprobs": bool(body.get("logprobs")),
+        "top_logprobs": body.get("top_logprobs"),
     }
     options.update(fields)
     return ChatRequest(**options)

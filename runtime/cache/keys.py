@@ -109,7 +109,7 @@ def should_cache(
     """`mode` is the request's `cache` field (None when absent). An explicit "exact" or
     "semantic" opts in, "off" opts out; otherwise only (near-)deterministic requests are cached:
     temperature <= `max_temperature`, an absent temperature counting as the provider default 1.0."""
-    if mode == "off":
+    if mode == "off" or request.logprobs:  # the cache keeps no log-probabilities
         return False
     if mode in ("exact", "semantic"):
         return True

@@ -49,7 +49,7 @@ def completion_object(r: RoutedResponse, request_id: str, requested_model: str) 
                 "index": 0,
                 "message": assistant_message(resp),
                 "finish_reason": resp.finish_reason,
-                "logprobs": None,
+                "logprobs": resp.logprobs,
             }
         ],
         "usage": usage_to_wire(resp.usage),
@@ -98,8 +98,8 @@ async def sse_chunks(
         "model": f"{s.platform}/{s.model.id}",
     }
 
-    def chunk(delta: dict[str, Any], finish: str | None = None) -> bytes:
-        return _sse({**base, "choices": [{"index": 0, "delta": delta, "finish_reason": finish, "logprobs": None}]})
+    def chunk(delta: dict[str, Any], finish: str | None = None, logprobs: Any = None) -> bytes:
+        return _sse({**base, "choices": [{"index": 0, "delta": delta, "finish_reason": finish, "logprobs": logprobs}]})
 
     yield chunk({"role": "assistant", "content": ""})
     reasoning: list[str] = []
@@ -112,7 +112,7 @@ async def sse_chunks(
                 continue
             delta = delta_of(event, reasoning)
             if delta:
-                yield chunk(delta)
+                yield chunk(delta, logprobs=event.logprobs)
     except ProviderError as err:
         yield _sse({"error": {"type": err.kind, "message": f"{err.platform}: {err.message}",
                               "code": err.kind}})

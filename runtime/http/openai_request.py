@@ -23,8 +23,6 @@ from runtime.http.openai_schemas import MAX_STOP_SEQUENCES, ChatCompletionBody
 
 #: parameters accepted only with the value that changes nothing
 NO_OP_VALUES: dict[str, tuple[Any, ...]] = {
-    "logprobs": (False, None),
-    "top_logprobs": (0, None),
     "presence_penalty": (0, 0.0, None),
     "frequency_penalty": (0, 0.0, None),
     "store": (False, None),
@@ -183,6 +181,8 @@ def chat_request(body: ChatCompletionBody, *, default_max_tokens: int, request_i
         found = invalid_text(raw.get(name), name)
         if found:
             raise bad(found, f"{found} is not valid Unicode text (a lone surrogate?)", "invalid_text")
+    if body.top_logprobs is not None and not body.logprobs:
+        raise bad("top_logprobs", "top_logprobs needs logprobs: true")
     if len(body.stops) > MAX_STOP_SEQUENCES:
         raise bad("stop", f"at most {MAX_STOP_SEQUENCES} stop sequences")
     fmt = body.response_format

@@ -112,6 +112,8 @@ class ChatCompletionBody(BaseModel):
     parallel_tool_calls: bool | None = None
     reasoning_effort: Literal["minimal", "low", "medium", "high"] | None = None
     seed: int | None = None
+    logprobs: bool | None = None
+    top_logprobs: int | None = Field(default=None, ge=0, le=20)
     # Switchboard extensions (OpenAI SDKs send them with extra_body=...)
     max_cost_usd: float | None = Field(default=None, ge=0)
     deadline_ms: int | None = Field(default=None, ge=1, le=MAX_DEADLINE_MS)

@@ -229,7 +229,8 @@ def test_a_remote_image_url_is_never_fetched_by_the_gateway(app):
 
 @pytest.mark.parametrize("body, status, field", [
     ({"reasoning_effort": "high"}, 400, "reasoning_effort"),  # gpt-4o-mini has no reasoning
-    ({"logprobs": True}, 400, "logprobs"),
+    ({"model": "claude-haiku-4-5", "logprobs": True}, 400, "logprobs"),  # Anthropic has none
+    ({"top_logprobs": 2}, 400, "top_logprobs"),
     ({"frequency_penalty": 0.5}, 400, "frequency_penalty"),
     ({"no_such_parameter": 1}, 400, "no_such_parameter"),
     ({"stop": ["a", "b", "c", "d", "e"]}, 400, "stop"),
@@ -289,3 +290,14 @@ def test_reasoning_comes_back_and_thinking_blocks_survive_the_next_turn(client, 
         forged = {**dumped, "thinking_blocks": [{**dumped["thinking_blocks"][0], "signature": "forged"}]}
         with pytest.raises(openai.BadRequestError):
             client.chat.completions.create(messages=ASK + [forged, tool_turn(message.tool_calls[0])], **kwargs)
+
+
+def test_logprobs_pass_through_where_the_vendor_has_them_streamed_and_not(client):
+    out = client.chat.completions.create(model="gpt-4o-mini", messages=ASK, logprobs=True, top_logprobs=2)
+    choice = out.choices[0]
+    assert "".join(t.token for t in choice.logprobs.content) == choice.message.content
+    assert all(len(t.top_logprobs) == 2 and t.logprob < 0 for t in choice.logprobs.content)
+    chunks = [c for c in client.chat.completions.create(model="gpt-4o-mini", messages=ASK, logprobs=True, stream=True)
+              if c.choices and c.choices[0].delta.content]
+    assert chunks and all(c.choices[0].logprobs.content for c in chunks)
+    assert "".join(t.token for c in chunks for t in c.choices[0].logprobs.content) == choice.message.content
