@@ -59,11 +59,18 @@ def start_app(env: dict[str, str], log) -> tuple[subprocess.Popen, str]:
 
 
 async def burst(url: str, n: int, concurrency: int, kill_after: int, kill) -> int:
-    done, sem = 0, asyncio.Semaphore(concurrency)
+    """`n` requests, `concurrency` at a time; the app is killed when `kill_after` have answered.
+    Requests not yet sent by then are not sent: Ray's workers outlive the driver by a few hundred
+    milliseconds, and on an idle machine they would otherwise answer the whole rest of the burst
+    before they die (the crash would not be mid-burst)."""
+    done, sem, killed = 0, asyncio.Semaphore(concurrency), False
 
     async def one(i: int, client: httpx.AsyncClient) -> None:
-        nonlocal done
+        nonlocal done, killed
         async with sem:
+            if killed:
+                done += 1
+                return
             try:
                 await client.post(f"{url}/v1/chat/completions", json={
                     "model": "gpt-4o", "cache": "off", "max_tokens": 20,
@@ -72,6 +79,7 @@ async def burst(url: str, n: int, concurrency: int, kill_after: int, kill) -> in
                 pass  # the app is gone: expected after the kill
             done += 1
             if done == kill_after:
+                killed = True
                 kill()
 
     headers = {"authorization": f"Bearer {ADMIN}"}
