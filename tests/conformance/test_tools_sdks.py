@@ -192,3 +192,44 @@ def test_gemini_image_and_response_schema_and_misplaced_parts(gemini):
     wrong = types.Content(role="user", parts=[types.Part(function_call=types.FunctionCall(name="get_weather", args={}))])
     with pytest.raises(errors.ClientError, match="role 'model'"):
         gemini.models.generate_content(model="gemini-2.5-flash", contents=[wrong])
+
+
+# -- images and structured outputs, streamed ---------------------------------------------------
+
+
+def test_groq_image_and_json_schema_streamed_and_not(sim):
+    client = groq.Groq(api_key="gsk-test", base_url=sim.url, max_retries=0)
+    image = [{"type": "text", "text": "what is this"},
+             {"type": "image_url", "image_url": {"url": f"data:image/png;base64,{PNG}"}}]
+    kwargs = dict(model="llama-4-scout", messages=[{"role": "user", "content": image}])
+    whole = client.chat.completions.create(**kwargs).choices[0].message.content
+    text = "".join(c.choices[0].delta.content or "" for c in client.chat.completions.create(stream=True, **kwargs)
+                   if c.choices)
+    assert text == whole and "I see 1 image (image/png)." in text
+    fmt = {"type": "json_schema", "json_schema": {"name": "w", "schema": SCHEMA}}
+    streamed = "".join(c.choices[0].delta.content or "" for c in client.chat.completions.create(
+        model="llama-4-scout", response_format=fmt, stream=True,
+        messages=[{"role": "user", "content": "forecast for Oslo"}]) if c.choices)
+    jsonschema.validate(json.loads(streamed), SCHEMA)
+
+
+def test_anthropic_image_and_structured_output_streamed(claude):
+    image = [{"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": PNG}},
+             {"type": "text", "text": "what is this"}]
+    with claude.messages.stream(model="haiku", max_tokens=300, messages=[{"role": "user", "content": image}]) as s:
+        assert "I see 1 image (image/png)." in "".join(s.text_stream)
+    with claude.messages.stream(model="claude-sonnet-4-5", max_tokens=300, messages=[{"role": "user", "content": "x"}],
+                                output_config={"format": {"type": "json_schema", "schema": SCHEMA}}) as s:
+        jsonschema.validate(json.loads("".join(s.text_stream)), SCHEMA)
+
+
+def test_gemini_image_and_response_schema_streamed(gemini):
+    image = types.Part.from_bytes(data=__import__("base64").b64decode(PNG), mime_type="image/png")
+    text = "".join(c.text or "" for c in gemini.models.generate_content_stream(model="gemini-2.5-flash",
+                                                                               contents=[image, "what is this"]))
+    assert "I see 1 image (image/png)." in text
+    config = types.GenerateContentConfig(response_mime_type="application/json", response_schema=types.Schema(
+        type="OBJECT", properties={"location": types.Schema(type="STRING")}, required=["location"]))
+    text = "".join(c.text or "" for c in gemini.models.generate_content_stream(
+        model="gemini-2.5-flash", contents="forecast for Oslo", config=config))
+    assert json.loads(text) == {"location": "Oslo"}
