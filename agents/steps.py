@@ -102,14 +102,13 @@ def structured_first(plan: RoutePlan, call: StepCall, request: ChatRequest) -> l
 
 
 async def complete_step(gateway: Gateway, plan: RoutePlan, call: StepCall, request: ChatRequest, ctx, deadline):
-    attempts = structured_first(plan, call, request)
-    for i, (part, req) in enumerate(attempts):
+    *earlier, (last_plan, last_request) = structured_first(plan, call, request)
+    for part, req in earlier:
         try:
             return await gateway.complete(part, req, ctx, deadline)
         except AllProvidersFailed:
-            if i == len(attempts) - 1:
-                raise
-    raise AssertionError("unreachable: a plan has at least one step")
+            pass  # the rest of the chain, in the plain response format
+    return await gateway.complete(last_plan, last_request, ctx, deadline)
 
 
 async def run_step(
