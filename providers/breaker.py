@@ -108,6 +108,11 @@ class Breaker:
         self._probes: dict[int, Permit] = {}
         self._opened_total = 0
 
+    @property
+    def epoch(self) -> int:
+        """The current state's number: outcomes tagged with an older one are ignored."""
+        return self._epoch
+
     def state(self, now: float) -> State:
         self._advance(now)
         return self._state

@@ -11,7 +11,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from providers.breaker import Breaker, BreakerConfig, BreakerOpen, Permit, outcome_for
+from providers.breaker import Breaker, BreakerConfig, BreakerOpen, Outcome, Permit, outcome_for
 from providers.catalog import ModelSpec
 from providers.clock import Clock
 from providers.limits import LimitExceeded, LimitState, Reservation
@@ -90,23 +90,28 @@ class ModelGuard:
             self.limits.cancel(reservation)  # tripped while we waited: never sent
 
     def succeeded(self, admission: Admission, used_tokens: int, info: RateLimitInfo | None) -> None:
-        now = self._clock.monotonic()
-        self.limits.reconcile(admission.reservation, used_tokens)
-        if info is not None:
-            self.limits.observe_headers(info, now)
-        self.breaker.record_success(admission.permit, now)
+        self.finish(admission, "success", used_tokens, info)
 
     def failed(self, admission: Admission, error: ProviderError, used_tokens: int | None = None) -> None:
         """The call failed: the charge stays (the upstream may have counted it), a 429 cools the
         model down until its retry time, and the breaker hears the outcome."""
+        cool = error.retry_after_s if isinstance(error, RateLimitedError) and error.retry_after_s else None
+        self.finish(admission, outcome_for(error), used_tokens, None, cool)
+
+    def finish(self, admission: Admission, outcome: Outcome, used_tokens: int | None,
+               info: RateLimitInfo | None = None, cool_for_s: float | None = None) -> None:
+        """A sent call's result: its real tokens (None: unknown, the charge stays), the
+        upstream's rate-limit headers, a 429's cool-down, and the breaker's outcome."""
         now = self._clock.monotonic()
         if used_tokens is not None:
             self.limits.reconcile(admission.reservation, used_tokens)
         else:
             self.limits.release(admission.reservation)
-        if isinstance(error, RateLimitedError) and error.retry_after_s:
-            self.limits.cool_down(now + error.retry_after_s)
-        self.breaker.record(admission.permit, outcome_for(error), now)
+        if info is not None:
+            self.limits.observe_headers(info, now)
+        if cool_for_s:
+            self.limits.cool_down(now + cool_for_s)
+        self.breaker.record(admission.permit, outcome, now)
 
     def abandoned(self, admission: Admission) -> None:
         """Admitted but never sent (e.g. the deadline passed): refund everything."""

@@ -294,6 +294,41 @@ class LimitState:
         self._open[reservation.id] = reservation
         return reservation
 
+    # -- leases (providers/leases.py) -------------------------------------------------------
+
+    def try_lease(self, requests: int, tokens: int, now: float, hold_s: float) -> Reservation | None:
+        """Charge a slice of `requests` requests and `tokens` tokens at once, kept for `hold_s`
+        longer than a reservation (the slice is spent during its lease, not at `now`), or
+        nothing. It takes no in-flight slot. Finish it with `settle_lease`."""
+        if requests < 1 or tokens < 0 or hold_s < 0:
+            raise ValueError("a lease is at least one request, tokens and hold_s >= 0")
+        if self._time_bound(tokens, now, requests)[0] > now:
+            return None
+        seqs = []
+        for dim, amount in zip(self._dims, (requests, tokens, requests)):
+            dim.log.expire(now)
+            seqs.append(dim.log.append(now + hold_s + dim.horizon, amount))
+        self._last_id += 1
+        return Reservation(self._last_id, tokens, now, tuple(seqs))
+
+    def settle_lease(self, lease: Reservation, used_requests: int, used_tokens: int) -> None:
+        """The lease came back: its charges become what was used (the unused part is free at
+        once; what was used keeps its expiry: the calls were counted during the lease)."""
+        if used_requests < 0 or used_tokens < 0:
+            raise ValueError("used amounts must be >= 0")
+        for dim, seq, amount in zip(self._dims, lease.seqs, (used_requests, used_tokens, used_requests)):
+            dim.log.set_amount(seq, amount)
+        self._notify()
+
+    def free(self, now: float) -> tuple[int | None, int | None]:
+        """Requests and tokens that could be charged right now (None: unlimited); none while
+        cooled down."""
+        if self._cooled_until > now:
+            return 0, 0
+        rpm, tpm, rpd = (None if d.limit is None else max(0, d.limit - d.used(now)) for d in self._dims)
+        requests = rpm if rpd is None else rpd if rpm is None else min(rpm, rpd)
+        return requests, tpm
+
     def when_available(self, tokens: int, now: float) -> float:
         """The earliest time >= now at which `try_acquire(tokens)` succeeds if nothing else
         changes; math.inf if time alone never admits it (too large, or in-flight is full)."""
@@ -385,10 +420,11 @@ class LimitState:
 
     # -- internals ---------------------------------------------------------------------------
 
-    def _time_bound(self, tokens: int, now: float) -> tuple[float, str]:
-        """The earliest time the windows and the cool-down admit `tokens`, and what binds."""
+    def _time_bound(self, tokens: int, now: float, requests: int = 1) -> tuple[float, str]:
+        """The earliest time the windows and the cool-down admit `requests` requests of
+        `tokens` tokens in all, and what binds."""
         until, binding = max(now, self._cooled_until), "cool_down"
-        for dim, amount in zip(self._dims, (1, tokens, 1)):
+        for dim, amount in zip(self._dims, (requests, tokens, requests)):
             at = dim.available_at(amount, now)
             if at > until:
                 until, binding = at, dim.name

@@ -261,6 +261,7 @@ ErrorKind = Literal[
     "refused_rate_limited",
     "refused_breaker_open",
     "refused_disabled",
+    "refused_lease_unavailable",
 ]
 
 
@@ -394,6 +395,13 @@ class PlatformDisabledRefusal(Refusal):
     kind = "refused_disabled"
 
 
+class LeaseUnavailableRefusal(Refusal):
+    """The replica could not renew its lease with the platform's owner (the ProviderActor did
+    not answer): it refuses rather than guess at the limits."""
+
+    kind = "refused_lease_unavailable"
+
+
 ERROR_CLASSES: dict[str, type[ProviderError]] = {
     cls.kind: cls
     for cls in (
@@ -411,5 +419,6 @@ ERROR_CLASSES: dict[str, type[ProviderError]] = {
         RateLimitRefusal,
         BreakerOpenRefusal,
         PlatformDisabledRefusal,
+        LeaseUnavailableRefusal,
     )
 }

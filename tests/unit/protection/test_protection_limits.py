@@ -274,3 +274,42 @@ def test_long_run_matches_a_naive_count():
         assert limits.headroom(now)["tpm"]["used"] == sum(live)
     assert len(charged) > 2_000
     assert limits._dims[1].log._first_seq > 0  # the log did compact along the way
+
+
+# -- leases: a slice charged at once, settled to what was used ---------------------------------
+
+
+def test_a_lease_is_charged_whole_for_its_term_and_settles_to_what_was_used():
+    clock = FakeClock()
+    limits = make(clock, rpm=10, tpm=1_000)
+    now = clock.monotonic()
+    lease = limits.try_lease(6, 600, now, hold_s=0.5)
+    assert lease is not None and limits.free(now) == (4, 400)
+    assert limits.try_lease(5, 100, now, hold_s=0.5) is None  # no more out than the window allows
+    limits.settle_lease(lease, 2, 150)
+    assert limits.free(now) == (8, 850)  # the unused part is free at once
+    assert limits.free(now + W - 0.01) == (8, 850)
+    assert limits.free(now + W + 0.5 - 0.01) == (8, 850)  # the used part lives for its term too
+    assert limits.free(now + W + 0.5) == (10, 1_000)
+
+
+def test_an_unreturned_lease_expires_a_window_after_its_term():
+    clock = FakeClock()
+    limits = make(clock, rpm=3)
+    now = clock.monotonic()
+    assert limits.try_lease(3, 0, now, hold_s=0.25) is not None
+    assert limits.when_available(0, now) == pytest.approx(now + W + 0.25)
+    assert limits.free(now + W + 0.25) == (3, None)
+
+
+def test_nothing_is_free_while_cooled_down_and_bad_leases_are_refused():
+    clock = FakeClock()
+    limits = make(clock, rpm=3)
+    now = clock.monotonic()
+    limits.cool_down(now + 1.0)
+    assert limits.free(now) == (0, 0) and limits.try_lease(1, 0, now, 0.1) is None
+    with pytest.raises(ValueError):
+        limits.try_lease(0, 10, now, 0.1)
+    lease = limits.try_lease(1, 0, now + 1.0, 0.1)
+    with pytest.raises(ValueError):
+        limits.settle_lease(lease, -1, 0)
