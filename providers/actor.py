@@ -1,46 +1,38 @@
-"""ProviderActor: one named async Ray actor per platform. It owns the platform's HTTP client,
-its per-model limits and breakers (providers/guard.py), the one retry loop and the retry budget,
-and makes the upstream call itself: one actor hop per request, protection exact cluster-wide.
+"""ProviderActor: one named async Ray actor per platform. It owns the platform's per-model limits
+and breakers (providers/guard.py), the key's state, and the retry budget.
 
-Expected outcomes are values, never exceptions: a `ChatResponse`, a `ProviderError` (upstream
-failure after retries), or a `Refusal` (not sent: rate-limited until t, breaker open until t,
-key disabled). The router skips refusals at once.
+Two ways to call a platform, one call loop (providers/caller.py):
+- by lease (the default, the hot path): a Serve replica holds slices of each model's limits,
+  lent here (`renew`, providers/leases.py), admits locally and calls the upstream itself; what
+  cannot be lent (a half-open breaker's single probe, in-flight limits) is admitted here one
+  call at a time (`admit_one` / `settle_one`);
+- through the actor (`complete` / `stream`): admission and the upstream call both here.
 """
 from __future__ import annotations
 
 import os
-import random
-from dataclasses import replace
 from typing import Any
 
-import structlog
-import structlog.contextvars
-
 from providers.breaker import BreakerConfig
+from providers.caller import PlatformCaller, bind_request
 from providers.catalog import ModelSpec
 from providers.clock import SYSTEM_CLOCK, Clock
 from providers.endpoints import SIMULATOR_KEY
 from providers.guard import Admission, ModelGuard
-from providers.retry import RetryBudget, RetryPolicy
+from providers.leases import LeaseDesk, Renewal, RenewalAnswer, lease_ids
 from providers.secret import Secret
 from providers.settings import PlatformSettings
-from providers.tokens import reservation_tokens, warm_up
+from providers.tokens import warm_up
 from providers.transport import Transport, new_http_client
-from providers.types import (
-    AuthenticationError,
-    BadRequestError,
-    ChatRequest,
-    ChatResponse,
-    ModelNotFoundError,
-    OutOfCreditError,
-    PlatformDisabledRefusal,
-    ProviderError,
-    Refusal,
-    UpstreamTimeoutError,
-)
+from providers.types import BadRequestError, ChatRequest, ChatResponse, ProviderError, Refusal
 from providers.wire.base import Endpoint
-from providers.wire.ratelimit import parse_rate_limit_headers
+from providers.wire.ratelimit import RateLimitInfo
 from providers.named_actor import named_actor_options
+
+__all__ = ["ProviderActor", "bind_request", "lease_term_s", "provider_actor_name", "provider_actor_options"]
+
+#: a remote admission never settled (its holder died) is released this long after its deadline
+REMOTE_GRACE_S = 30.0
 
 
 def provider_actor_name(platform: str) -> str:
@@ -60,10 +52,9 @@ def _was_restarted() -> bool:
         return False
 
 
-def bind_request(request: ChatRequest, platform: str) -> None:
-    """Every log line of this call carries the gateway's request id (each actor call runs in its
-    own asyncio task, so the binding is per call)."""
-    structlog.contextvars.bind_contextvars(request_id=request.request_id, platform=platform, model=request.model)
+def lease_term_s(window_s: float, configured_s: float) -> float:
+    """A slice's term: short against the window, so little capacity idles in leases."""
+    return max(0.01, min(configured_s, window_s * 0.05))
 
 
 class ProviderActor:
@@ -80,8 +71,8 @@ class ProviderActor:
         api_key: Secret | None = None,
     ) -> None:
         platform, entry = settings.platform, settings.entry
-        # The key comes masked from the driver, or from the actor's own environment; it never
-        # leaves this object (Endpoint.api_key has repr=False).
+        # The key comes masked from the driver, or from the actor's own environment; it leaves
+        # this object only as a Secret, to replicas that call the upstream (`credentials`).
         if simulated:
             api_key_value = SIMULATOR_KEY
         elif api_key is not None:
@@ -92,7 +83,6 @@ class ProviderActor:
         self.simulated = simulated
         self.endpoint = Endpoint(platform, entry.protocol, base_url, api_key_value, entry.timeout_s, entry.connect_timeout_s)
         self._clock = clock
-        self._default_max_tokens = settings.default_max_tokens
         p = settings.protection
         settle = p.settle_on_restart and (_was_restarted() if restarted is None else restarted)
         breaker = BreakerConfig(**p.breaker.model_dump())
@@ -101,135 +91,106 @@ class ProviderActor:
             m.id: ModelGuard(m, clock, window_scale=p.window_scale, guard_s=p.guard_s, breaker=breaker, settle=settle)
             for m in self.models.values()
         }
-        self.retry = RetryPolicy(p.retry.max_attempts, p.retry.base_s, p.retry.cap_s, random.Random())
-        self.retry_budget = RetryBudget(p.retry.budget_ratio, p.retry.budget_min_retries, p.retry.budget_window_s)
-        self.disabled: ProviderError | None = None
-        self._transport = Transport(self.endpoint, new_http_client())
-        self._counters = {"requests": 0, "upstream_attempts": 0, "ok": 0, "errors": 0, "refused": 0, "retries": 0}
+        self.term_s = lease_term_s(60.0 * p.window_scale, p.lease_term_s)
+        self.desks = {model_id: LeaseDesk(guard, clock, self.term_s) for model_id, guard in self.guards.items()}
+        self.caller = PlatformCaller.for_settings(
+            settings, lambda spec: self.guards[spec.id], Transport(self.endpoint, new_http_client()), clock=clock)
+        self._remote: dict[int, tuple[ModelGuard, Admission, float]] = {}  # id -> (guard, admission, expiry)
+        self._remote_ids = lease_ids()
         self.settled_on_start = settle
         warm_up()
 
     async def ready(self) -> dict[str, Any]:
         return {"platform": self.platform, "simulated": self.simulated}
 
-    # -- admission ---------------------------------------------------------------------------
+    @property
+    def disabled(self) -> ProviderError | None:
+        return self.caller.disabled
 
-    def _precheck(self, request: ChatRequest, deadline: float) -> ProviderError | None:
-        if request.model not in self.models:
-            return ModelNotFoundError(f"{request.model!r} is not a model of {self.platform}",
-                                      platform=self.platform, model=request.model)
-        if self.disabled is not None:
-            return PlatformDisabledRefusal(
-                f"{self.platform} key disabled after {self.disabled.kind}: {self.disabled.message}",
-                platform=self.platform, model=request.model)
-        return None
-
-    def _on_error(self, guard: ModelGuard, admission: Admission, err: ProviderError, used: int | None = None) -> None:
-        guard.failed(admission, err, used)
-        self._counters["errors"] += 1
-        if isinstance(err, (AuthenticationError, OutOfCreditError)) and not self.disabled:
-            self.disabled = err
-            structlog.get_logger("switchboard.provider").error(
-                "platform_key_disabled", platform=self.platform, kind=err.kind, message=err.message,
-                action="fix the key or credit, then POST /api/ai/providers/{platform}/enable")
-
-    def _refused(self, refusal: Refusal) -> Refusal:
-        self._counters["refused"] += 1
-        return refusal
-
-    # -- calls -------------------------------------------------------------------------------
+    # -- calls through the actor ---------------------------------------------------------------
 
     async def complete(
         self, request: ChatRequest, deadline: float, wait: bool = False, retry: bool = True
     ) -> ChatResponse | ProviderError:
-        """Admit, call, retry (full jitter, Retry-After as a minimum, within the deadline and
-        the retry budget), reconcile. `deadline` is wall-clock seconds. `wait`: wait for
-        capacity instead of refusing; `retry=False`: one attempt (the router has a fallback)."""
-        bind_request(request, self.platform)
-        early = self._precheck(request, deadline)
-        if early is not None:
-            return self._refused(early) if isinstance(early, Refusal) else early
-        spec, guard = self.models[request.model], self.guards[request.model]
-        tokens = reservation_tokens(request, spec, self._default_max_tokens)
-        self._counters["requests"] += 1
-        self.retry_budget.record_request(self._clock.monotonic())
-        attempt, last_error = 0, None
-        while True:
-            attempt += 1
-            admission = await guard.admit(tokens, deadline, wait=wait)
-            if isinstance(admission, Refusal):
-                return last_error or self._refused(admission)
-            budget_s = deadline - self._clock.time()
-            if budget_s <= 0:
-                guard.abandoned(admission)
-                return last_error or UpstreamTimeoutError(
-                    "deadline passed before the call", platform=self.platform, model=spec.id, attempts=0)
-            self._counters["upstream_attempts"] += 1
-            try:
-                response, headers = await self._transport.complete(request, spec.id, budget_s)
-            except ProviderError as err:
-                self._on_error(guard, admission, err)
-                err.attempts = attempt
-                last_error = err
-                delay = self.retry.next_delay(attempt, err, self._clock.time(), deadline) if retry else None
-                if delay is None or not self.retry_budget.try_spend_retry(self._clock.monotonic()):
-                    return err
-                self._counters["retries"] += 1
-                await self._clock.sleep(delay)
-                continue
-            guard.succeeded(admission, response.usage.total_tokens, parse_rate_limit_headers(headers, self._clock.time()))
-            self._counters["ok"] += 1
-            return replace(response, attempts=attempt)
+        """Admit, call, retry and reconcile here (see PlatformCaller.complete)."""
+        return await self.caller.complete(request, deadline, wait, retry)
 
     async def stream(self, request: ChatRequest, deadline: float, wait: bool = False, idle_timeout_s: float = 30.0):
-        """Stream one attempt as `StreamEvent`s, ending with a `done` event, or with a
-        `ProviderError`/`Refusal` value as the last item (never raises for upstream failures).
-        No retries here: before the first event the router falls back instead."""
-        bind_request(request, self.platform)
-        early = self._precheck(request, deadline)
-        if early is not None:
-            yield self._refused(early) if isinstance(early, Refusal) else early
-            return
-        spec, guard = self.models[request.model], self.guards[request.model]
-        self._counters["requests"] += 1
-        admission = await guard.admit(reservation_tokens(request, spec, self._default_max_tokens), deadline, wait=wait)
+        async for item in self.caller.stream(request, deadline, wait, idle_timeout_s):
+            yield item
+
+    # -- leases (the replicas' side: providers/lease_holder.py) ---------------------------------
+
+    async def lease_settings(self) -> dict[str, Any]:
+        """What a replica needs to call this platform itself: the endpoint (its key as a Secret,
+        never logged), the lease term and the retry settings are the replica's own config."""
+        e = self.endpoint
+        return {"base_url": e.base_url, "api_key": Secret(e.api_key), "term_s": self.term_s,
+                "disabled": self.caller.disabled}
+
+    async def renew(self, renewal: Renewal) -> RenewalAnswer:
+        """One holder's batch: slices back with their usage, outcomes, headers and cool-downs
+        learned, the next slices lent; a key failure it saw disables the key here."""
+        caller = self.caller
+        if renewal.disabled is not None and caller.disabled is None:
+            caller.disable(renewal.disabled)
+        for name, delta in renewal.counters:
+            caller.counters[name] = caller.counters.get(name, 0) + delta
+        grants = tuple(self.desks[r.model].apply(renewal.holder, r) for r in renewal.reports if r.model in self.desks)
+        self._release_lost(self._clock.monotonic())
+        return RenewalAnswer(grants, caller.disabled)
+
+    async def admit_one(self, model: str, tokens: int, deadline: float, wait: bool = False) -> int | Refusal:
+        """One call's admission (a breaker probe, or a model with an in-flight limit): an id to
+        settle with `settle_one`, or a refusal."""
+        guard = self.guards[model]
+        admission = await guard.admit(tokens, deadline, wait=wait)
         if isinstance(admission, Refusal):
-            yield self._refused(admission)
+            return admission
+        admission_id = next(self._remote_ids)
+        expiry = self._clock.monotonic() + max(deadline - self._clock.time(), 0.0) + REMOTE_GRACE_S
+        self._remote[admission_id] = (guard, admission, expiry)
+        return admission_id
+
+    async def settle_one(self, admission_id: int, outcome: str, used_tokens: int | None,
+                         headers: RateLimitInfo | None, cool_for_s: float | None) -> None:
+        entry = self._remote.pop(admission_id, None)
+        if entry is None:
             return
-        self._counters["upstream_attempts"] += 1
-        budget_s, used = deadline - self._clock.time(), 0
-        try:
-            async for event in self._transport.stream(request, spec.id, budget_s, idle_timeout_s):
-                if event.kind == "done" and event.usage is not None:
-                    used = event.usage.total_tokens
-                yield event
-        except ProviderError as err:
-            self._on_error(guard, admission, err)
-            yield err
-            return
-        except BaseException:  # the consumer went away mid-stream: keep the charge, neutral outcome
-            guard.failed(admission, BadRequestError("client went away", platform=self.platform, model=spec.id))
-            raise
-        guard.succeeded(admission, used, None)
-        self._counters["ok"] += 1
+        guard, admission, _ = entry
+        if outcome == "abandoned":
+            guard.abandoned(admission)
+        else:
+            guard.finish(admission, outcome, used_tokens, headers, cool_for_s)  # type: ignore[arg-type]
+
+    def _release_lost(self, now: float) -> None:
+        """Admissions whose holder never settled them: the charge stays, the slot comes back."""
+        for admission_id in [i for i, (_, _, expiry) in self._remote.items() if expiry < now]:
+            guard, admission, _ = self._remote.pop(admission_id)
+            guard.failed(admission, BadRequestError("never settled", platform=self.platform, model=guard.spec.id))
 
     # -- operations --------------------------------------------------------------------------
 
     async def enable(self) -> bool:
         """Re-enable a key disabled after an authentication or out-of-credit error."""
-        was = self.disabled is not None
-        self.disabled = None
+        was = self.caller.disabled is not None
+        self.caller.disable(None)
         return was
 
     async def status(self) -> dict[str, Any]:
+        now = self._clock.monotonic()
+        disabled = self.caller.disabled
+        models = {}
+        for model_id, guard in self.guards.items():
+            requests, tokens = self.desks[model_id].outstanding(now)
+            models[model_id] = {**guard.status(), "leased": {"requests": requests, "tokens": tokens}}
         return {
             "platform": self.platform,
             "simulated": self.simulated,
             "key_configured": bool(self.endpoint.api_key),
-            "disabled": None if self.disabled is None else {"kind": self.disabled.kind, "message": self.disabled.message},
+            "disabled": None if disabled is None else {"kind": disabled.kind, "message": disabled.message},
             "settled_on_start": self.settled_on_start,
-            "counters": dict(self._counters),
-            "retry_budget": self.retry_budget.snapshot(self._clock.monotonic()),
-            "models": {model_id: guard.status() for model_id, guard in self.guards.items()},
+            "counters": dict(self.caller.counters),
+            "retry_budget": self.caller.retry_budget.snapshot(now),
+            "models": models,
         }
-

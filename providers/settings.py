@@ -85,6 +85,11 @@ class ProtectionSection(Strict):
     window_scale: float = Field(default=1.0, gt=0)  # < 1 shrinks every limit window (tests)
     guard_s: float = Field(default=0.1, ge=0)
     settle_on_restart: bool = True
+    # Admission by lease: replicas hold slices of the limits and call the upstream themselves
+    # (false: every call goes through the platform's actor). A slice lasts lease_term_s, at
+    # most 5% of the window.
+    leases: bool = True
+    lease_term_s: float = Field(default=1.0, gt=0)
     breaker: BreakerSection = BreakerSection()
     retry: RetrySection = RetrySection()
 

@@ -42,7 +42,7 @@ class ScriptedTransport:
 def make_actor(outcomes=(), restarted=False, config=CFG):
     clock = FakeClock()
     actor = ProviderActor(config.platform_settings("openai"), "http://127.0.0.1:9/v1", simulated=True, clock=clock, restarted=restarted)
-    actor._transport = ScriptedTransport(clock, outcomes)
+    actor.caller.transport = ScriptedTransport(clock, outcomes)
     return actor, clock
 
 
@@ -67,17 +67,17 @@ def test_no_retry_when_the_router_has_a_fallback():
     actor, clock = make_actor([ServerError("boom", status=500)])
     result = run(actor.complete(req(), clock.time() + 60, retry=False))
     assert isinstance(result, ServerError) and result.attempts == 1
-    assert len(actor._transport.calls) == 1
+    assert len(actor.caller.transport.calls) == 1
 
 
 def test_a_429_cools_the_model_down_until_its_retry_time():
     actor, clock = make_actor([RateLimitedError("slow down", status=429, retry_after_s=7)])
     first = run(actor.complete(req(), clock.time() + 60))
-    assert isinstance(first, RateLimitedError) and len(actor._transport.calls) == 1  # no retry on 429
+    assert isinstance(first, RateLimitedError) and len(actor.caller.transport.calls) == 1  # no retry on 429
     clock.advance(6.9)
     refused = run(actor.complete(req(), clock.time() + 60))
     assert isinstance(refused, RateLimitRefusal) and refused.retry_after_s == pytest.approx(0.1, abs=1e-6)
-    assert len(actor._transport.calls) == 1  # nothing sent during the cool-down
+    assert len(actor.caller.transport.calls) == 1  # nothing sent during the cool-down
     clock.advance(0.2)
     assert isinstance(run(actor.complete(req(), clock.time() + 60)), ChatResponse)
 
@@ -108,7 +108,7 @@ def test_breaker_opens_then_grants_exactly_one_probe():
     results = run(many())
     assert sum(isinstance(r, ChatResponse) for r in results) == 1
     assert sum(isinstance(r, BreakerOpenRefusal) for r in results) == 49
-    assert len(actor._transport.calls) == 6  # 5 failures + 1 probe
+    assert len(actor.caller.transport.calls) == 6  # 5 failures + 1 probe
     assert run(actor.status())["models"][MODEL]["breaker"]["state"] == "closed"
 
 
@@ -125,7 +125,7 @@ def test_authentication_errors_disable_the_key_until_enabled():
 def test_a_restarted_actor_starts_fully_reserved_for_one_window():
     actor, clock = make_actor(restarted=True)
     refused = run(actor.complete(req(), clock.time() + 60))
-    assert isinstance(refused, RateLimitRefusal) and actor._transport.calls == []
+    assert isinstance(refused, RateLimitRefusal) and actor.caller.transport.calls == []
     clock.advance(60.2)
     assert isinstance(run(actor.complete(req(), clock.time() + 60)), ChatResponse)
     fresh, fresh_clock = make_actor(restarted=False)
