@@ -9,13 +9,6 @@ from typing import Any
 import ray
 
 from providers.actor import provider_actor_name
-from providers.types import (
-    ChatRequest,
-    ChatResponse,
-    ProviderError,
-    StreamCutError,
-    UpstreamConnectionError,
-)
 from runtime.cache.keys import CachePolicy
 from runtime.cache.response_cache import ResponseCache
 from runtime.cache.stores import open_store
@@ -27,6 +20,10 @@ from runtime.finops.ledger_store import FinalRow
 from runtime.metrics import Metrics, NullMetrics
 from runtime.core.router import Router
 from runtime.cache.semantic import SemanticCache
+from runtime.provider_pool import LeasedProviderPool, RayProviderPool
+
+__all__ = ["BootInfo", "Handles", "LeasedProviderPool", "RayProviderPool", "build_gateway", "lookup_actors",
+           "open_provider_pool", "open_response_cache"]
 
 LEDGER_ACTOR_NAME = "ledger"
 
@@ -41,37 +38,6 @@ class BootInfo:
     simulated: tuple[str, ...]
     simulator_url: str | None
     redis_url: str | None = None
-
-
-class RayProviderPool:
-    def __init__(self, handles: dict[str, Any]) -> None:
-        self._handles = handles
-
-    async def complete(
-        self, platform: str, request: ChatRequest, deadline: float, *, wait: bool = False, retry: bool = True
-    ) -> ChatResponse | ProviderError:
-        try:
-            return await self._handles[platform].complete.remote(request, deadline, wait, retry)
-        except ray.exceptions.RayActorError:
-            return UpstreamConnectionError(
-                f"provider actor for {platform} is restarting", platform=platform, model=request.model
-            )
-
-
-    async def stream(self, platform: str, request: ChatRequest, deadline: float, *, wait: bool = False):
-        """Relay the actor's streaming generator (one object per event)."""
-        refs = self._handles[platform].stream.options(num_returns="streaming").remote(request, deadline, wait)
-        finished = False
-        try:
-            async for ref in refs:
-                yield await ref
-            finished = True
-        except ray.exceptions.RayActorError:
-            yield StreamCutError(f"provider actor for {platform} died", platform=platform, model=request.model)
-            finished = True
-        finally:
-            if not finished:  # the client went away: stop the upstream call too
-                ray.cancel(refs)
 
 
 async def open_response_cache(config: Config, boot: BootInfo) -> ResponseCache:
@@ -103,11 +69,19 @@ async def lookup_actors(config: Config, namespace: str) -> Handles:
     return Handles(providers, ledger)
 
 
+async def open_provider_pool(config: Config, handles: Handles) -> LeasedProviderPool | RayProviderPool:
+    """Calls from this process under leases (the default), or through the actors."""
+    if not config.protection.leases:
+        return RayProviderPool(handles.providers)
+    settings = {p: config.platform_settings(p) for p in config.platforms}
+    return await LeasedProviderPool.open(settings, handles.providers)
+
+
 async def build_gateway(config: Config, boot: BootInfo, handles: Handles, metrics: Metrics | None = None) -> Gateway:
     return Gateway(
         config=config,
         catalog=config.catalog(),
-        router=Router(RayProviderPool(handles.providers)),
+        router=Router(await open_provider_pool(config, handles)),
         ledger=RayLedgerClient(handles.ledger),  # budget-aware: pending rows before every call
         row_factory=FinalRow,
         metrics=metrics or NullMetrics(),

@@ -21,7 +21,7 @@ RUNTIME_LAYERS = (
     ("runtime.finops", "runtime.cache"),
     ("runtime.core",),
     ("runtime.http",),
-    ("runtime.wiring",),
+    ("runtime.provider_pool", "runtime.wiring"),
     ("runtime.cli", *sorted(ASSEMBLY)),
 )
 MAX_LINES = 500
