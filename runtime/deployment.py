@@ -16,9 +16,10 @@ from runtime.config import load_config
 from runtime.http.idempotency.actor import open_idempotency_store
 from runtime.http.key_rate import open_key_rate
 from runtime.logs import configure_logging
-from runtime.metrics import GatewayMetrics
+from runtime.metrics import BufferedMetrics, GatewayMetrics, flush_forever
 from runtime.http.schemas import Health
 from agents.coordinator import lookup_coordinator
+from providers.clock import SYSTEM_CLOCK
 from runtime.wiring import BootInfo, build_gateway, lookup_actors
 
 HEALTH_TIMEOUT_S = 2.0
@@ -44,7 +45,9 @@ class GatewayDeployment:
         self.catalog = self.config.catalog()
         self.handles = await lookup_actors(self.config, boot.namespace)
         self.providers, self.ledger = self.handles.providers, self.handles.ledger
-        self.metrics = GatewayMetrics()
+        self.metrics = BufferedMetrics(GatewayMetrics())  # the request path only adds to dicts
+        self._metrics_flusher = asyncio.get_running_loop().create_task(
+            flush_forever(self.metrics.flush, SYSTEM_CLOCK.sleep))
         # every call path books a pending row first: build_gateway talks to the ledger through
         # the client with timeouts, retries and the admission/finalize methods
         self.gateway = await build_gateway(self.config, boot, self.handles, self.metrics)
@@ -56,10 +59,18 @@ class GatewayDeployment:
         self.key_rate = await open_key_rate(**shared)
 
     async def __del__(self) -> None:
-        """Serve calls this when the replica stops: final rows still queued go to the ledger."""
+        """Serve calls this when the replica stops: final rows still queued go to the ledger,
+        leased slices go back to their actors, buffered metrics go out."""
+        flusher = getattr(self, "_metrics_flusher", None)
+        if flusher is not None:
+            flusher.cancel()
+            self.metrics.flush()
         flush = getattr(getattr(self, "ledger_client", None), "flush", None)
         if flush is not None:
             await flush()
+        gateway = getattr(self, "gateway", None)
+        if gateway is not None:
+            await gateway.router.pool.close()
 
     def __serve_build_asgi_app__(self):
         return build_api(
