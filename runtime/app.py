@@ -155,6 +155,7 @@ def prepare(
         simulated=plan.simulated,
         simulator_url=simulator_url if plan.simulated else None,
         redis_url=settings.redis_url,
+        data_dir=str(settings.data_dir),
     )
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     actors = start_actors(config, boot, plan, env, str(settings.data_dir / LEDGER_FILE))

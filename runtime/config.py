@@ -50,6 +50,9 @@ class ServerSection(_Strict):
     max_image_bytes: int = Field(default=5 * 1024 * 1024, gt=0)
     max_images: int = Field(default=20, gt=0)
     max_tool_schema_bytes: int = Field(default=64 * 1024, gt=0)
+    # A key without budgets: its pending rows are made durable in the replica's own journal
+    # (<data_dir>/journal) and reach the ledger in batches, not one awaited hop per request
+    ledger_journal: bool = True
 
 
 class BudgetsSection(_Strict):

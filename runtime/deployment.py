@@ -59,15 +59,16 @@ class GatewayDeployment:
         self.key_rate = await open_key_rate(**shared)
 
     async def __del__(self) -> None:
-        """Serve calls this when the replica stops: final rows still queued go to the ledger,
-        leased slices go back to their actors, buffered metrics go out."""
+        """Serve calls this when the replica stops: rows still queued go to the ledger (the
+        journal keeps what it has not taken), leased slices go back to their actors, buffered
+        metrics go out."""
         flusher = getattr(self, "_metrics_flusher", None)
         if flusher is not None:
             flusher.cancel()
             self.metrics.flush()
-        flush = getattr(getattr(self, "ledger_client", None), "flush", None)
-        if flush is not None:
-            await flush()
+        ledger = getattr(self, "ledger_client", None)
+        if ledger is not None:
+            await ledger.close()
         gateway = getattr(self, "gateway", None)
         if gateway is not None:
             await gateway.router.pool.close()

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import ray
 
 from providers.actor import provider_actor_name
+from providers.clock import SYSTEM_CLOCK
 from runtime.cache.keys import CachePolicy
 from runtime.cache.response_cache import ResponseCache
 from runtime.cache.stores import open_store
@@ -20,12 +22,14 @@ from runtime.finops.ledger_store import FinalRow
 from runtime.metrics import Metrics, NullMetrics
 from runtime.core.router import Router
 from runtime.cache.semantic import SemanticCache
-from runtime.provider_pool import LeasedProviderPool, RayProviderPool
+from runtime.finops.journal import Journal
+from runtime.provider_pool import LeasedProviderPool, RayProviderPool, holder_name
 
 __all__ = ["BootInfo", "Handles", "LeasedProviderPool", "RayProviderPool", "build_gateway", "lookup_actors",
-           "open_provider_pool", "open_response_cache"]
+           "open_ledger_client", "open_provider_pool", "open_response_cache"]
 
 LEDGER_ACTOR_NAME = "ledger"
+JOURNAL_DIR = "journal"
 
 
 @dataclass(frozen=True)
@@ -38,6 +42,7 @@ class BootInfo:
     simulated: tuple[str, ...]
     simulator_url: str | None
     redis_url: str | None = None
+    data_dir: str | None = None  # where this node keeps the replicas' ledger journals
 
 
 async def open_response_cache(config: Config, boot: BootInfo) -> ResponseCache:
@@ -77,12 +82,24 @@ async def open_provider_pool(config: Config, handles: Handles) -> LeasedProvider
     return await LeasedProviderPool.open(settings, handles.providers)
 
 
+async def open_ledger_client(config: Config, boot: BootInfo, handles: Handles) -> RayLedgerClient:
+    """Budget-aware: a pending row before every call, journaled here for keys without budgets.
+    Dead replicas' journals are adopted before this one serves."""
+    journal = None
+    if config.server.ledger_journal and boot.data_dir:
+        journal = Journal(Path(boot.data_dir) / JOURNAL_DIR, holder_name())
+    client = RayLedgerClient(handles.ledger, journal=journal)
+    await client.tend_journal()
+    client.start_tending(SYSTEM_CLOCK.sleep)
+    return client
+
+
 async def build_gateway(config: Config, boot: BootInfo, handles: Handles, metrics: Metrics | None = None) -> Gateway:
     return Gateway(
         config=config,
         catalog=config.catalog(),
         router=Router(await open_provider_pool(config, handles)),
-        ledger=RayLedgerClient(handles.ledger),  # budget-aware: pending rows before every call
+        ledger=await open_ledger_client(config, boot, handles),
         row_factory=FinalRow,
         metrics=metrics or NullMetrics(),
         cache=await open_response_cache(config, boot) if config.cache.enabled else None,

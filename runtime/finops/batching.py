@@ -17,6 +17,7 @@ R = TypeVar("R")
 
 Send = Callable[[list[T]], Awaitable[Sequence[Any]]]
 OnError = Callable[[list[T], BaseException], None]
+OnSent = Callable[[list[T]], None]
 
 
 @dataclass(slots=True)
@@ -27,7 +28,7 @@ class _Entry(Generic[T]):
 
 class Batcher(Generic[T, R]):
     """`call(item)` awaits the item's own result; `submit(item)` queues it and returns (its
-    failure goes to `on_error`); `flush()` returns once everything queued before it has been
+    failure goes to `on_error`, its success to `on_sent`); `flush()` returns once everything queued before it has been
     sent and answered.
 
     `send(items)` returns one result per item, in order; a result that is an exception is
@@ -44,6 +45,7 @@ class Batcher(Generic[T, R]):
         max_in_flight: int = 2,
         max_queued: int = 10_000,
         on_error: OnError[T] | None = None,
+        on_sent: OnSent[T] | None = None,
     ) -> None:
         if max_batch < 1 or max_in_flight < 1:
             raise ValueError("max_batch and max_in_flight must be at least 1")
@@ -52,6 +54,7 @@ class Batcher(Generic[T, R]):
         self._max_in_flight = max_in_flight
         self._max_queued = max_queued
         self._on_error = on_error
+        self._on_sent = on_sent
         self._queue: deque[_Entry[T]] = deque()
         self._senders: set[asyncio.Task[None]] = set()
         self._starting = 0  # senders created but not yet running: they will take the queue
@@ -107,6 +110,7 @@ class Batcher(Generic[T, R]):
 
     def _settle(self, batch: list[_Entry[T]], results: list[Any]) -> None:
         unawaited: list[T] = []
+        sent: list[T] = []
         error: BaseException | None = None
         for entry, result in zip(batch, results):
             failed = isinstance(result, BaseException)
@@ -114,6 +118,8 @@ class Batcher(Generic[T, R]):
                 if failed:
                     unawaited.append(entry.item)
                     error = result
+                else:
+                    sent.append(entry.item)
             elif not entry.future.done():  # a cancelled caller: its item was sent anyway
                 if failed:
                     entry.future.set_exception(result)
@@ -121,3 +127,5 @@ class Batcher(Generic[T, R]):
                     entry.future.set_result(result)
         if unawaited and self._on_error is not None and error is not None:
             self._on_error(unawaited, error)
+        if sent and self._on_sent is not None:
+            self._on_sent(sent)

@@ -185,6 +185,13 @@ class LedgerActor:
         store = await self._ready()
         return list(await asyncio.gather(*(store.finalize(r) for r in rows), return_exceptions=True))
 
+    async def open_many(self, rows: Sequence[PendingRow]) -> list[BaseException | None]:
+        """Pending rows a replica journaled (runtime/finops/journal.py) without asking first:
+        keys without budgets, or a dead replica's journal adopted. Each is committed unless its
+        request_id is already here (its final row came first, or a retry)."""
+        store = await self._ready()
+        return list(await asyncio.gather(*(store.open_pending(r) for r in rows), return_exceptions=True))
+
     async def admit_many(
         self, requests: Sequence[tuple[PendingRow, Sequence[Budget]]]
     ) -> list[Admitted | BudgetExceeded | BaseException]:

@@ -8,9 +8,13 @@ Only `create_key` is not (it mints a new key), so it is tried once. A call that 
 actor that then died fails with a RayActorError; the retry is queued by Ray until the
 restarted actor is up (`max_restarts=-1`), within the timeout.
 
-The two calls every request makes go in batches (runtime.batching): admissions are awaited
-(the pending row is committed before the provider is called), final rows are not — the
-response does not wait for its row, which is sent with the others queued meanwhile. A final
+The two calls every request makes go in batches (runtime.batching). The pending row is durable
+before the provider is called: for a key with budgets, the admission is awaited (the ledger
+checks the budget and commits the row); for a key without, the row is group-committed to this
+replica's journal (runtime/finops/journal.py) and sent on in the background, so the request
+waits for a local fdatasync shared with its neighbours, not a hop and a commit. Final rows are
+not awaited — the response does not wait for its row, which is sent with the others queued
+meanwhile. A final
 row that never reaches the ledger leaves its pending row, settled `unknown` at its
 reservation: never under-charged. `flush()` sends what is queued; the reports call it first,
 so a replica reads its own writes, and the deployment calls it on shutdown.
@@ -18,7 +22,7 @@ so a replica reads its own writes, and the deployment calls it on shutdown.
 from __future__ import annotations
 
 import asyncio
-from typing import Any, Sequence
+from typing import Any, Awaitable, Callable, Sequence
 
 import ray
 import structlog
@@ -26,18 +30,29 @@ import structlog
 from runtime.finops.batching import Batcher
 from runtime.finops.budget import Admitted, Budget, BudgetExceeded, BudgetState
 from runtime.finops.errors import LedgerUnavailableError
+from runtime.finops.journal import Journal, Ticket, adopt_orphans
+from runtime.finops.ledger_store import PendingRow
 
 log = structlog.get_logger("switchboard.ledger_client")
 
+#: seconds between rounds of re-sending what the ledger did not take and adopting dead journals
+TEND_S = 10.0
 UNREACHABLE = (ray.exceptions.RayActorError, ray.exceptions.GetTimeoutError, asyncio.TimeoutError)
 
 
 class RayLedgerClient:
     def __init__(self, handle: Any, *, timeout_s: float = 5.0, attempts: int = 3,
-                 max_batch: int = 256, max_in_flight: int = 2) -> None:
+                 max_batch: int = 256, max_in_flight: int = 2, journal: Journal | None = None) -> None:
         self._handle = handle
         self._timeout_s = timeout_s
         self._attempts = attempts
+        self.journal = journal
+        self._unsent: list[tuple[PendingRow, Ticket]] = []
+        self._tender: asyncio.Task[None] | None = None
+        self._opens: Batcher[tuple[PendingRow, Ticket], None] = Batcher(
+            lambda items: self._call("open_many", [row for row, _ in items]), max_batch=max_batch,
+            max_in_flight=max_in_flight, on_error=self._send_later, on_sent=self._committed,
+        )
         self._admissions: Batcher[tuple[Any, list[Budget]], Admitted | BudgetExceeded] = Batcher(
             lambda batch: self._call("admit_many", batch), max_batch=max_batch, max_in_flight=max_in_flight,
         )
@@ -61,7 +76,32 @@ class RayLedgerClient:
     # -- the request path ----------------------------------------------------------------------
 
     async def admit_and_open_pending(self, row: Any, budgets: Sequence[Budget]) -> Admitted | BudgetExceeded:
-        return await self._admissions.call((row, list(budgets)))
+        """With budgets, the ledger decides (one awaited, batched hop and its commit). Without,
+        and with a journal, the pending row is made durable here and sent on in the background."""
+        if budgets or self.journal is None:
+            return await self._admissions.call((row, list(budgets)))
+        ticket = await self.journal.append(row)
+        await self._opens.submit((row, ticket))
+        return Admitted(row.request_id, (), row.reserved_usd)
+
+    def _committed(self, items: list[tuple[PendingRow, Ticket]]) -> None:
+        assert self.journal is not None
+        for _, ticket in items:
+            self.journal.ack(ticket)
+
+    def _send_later(self, items: list[tuple[PendingRow, Ticket]], error: BaseException) -> None:
+        log.warning("finops.pending_not_sent", rows=len(items), error=str(error))
+        self._unsent.extend(items)
+
+    async def tend_journal(self) -> int:
+        """Send again what the ledger did not take, and adopt the journals of dead replicas
+        (runtime/finops/journal.py). Returns how many rows were adopted."""
+        if self.journal is None:
+            return 0
+        unsent, self._unsent = self._unsent, []
+        for item in unsent:
+            await self._opens.submit(item)
+        return await adopt_orphans(self.journal.directory, lambda rows: self._call("open_many", list(rows)))
 
     async def finalize(self, row: Any) -> None:
         """Queue the final row (upsert on request_id) and return: it is sent in the next batch."""
@@ -71,9 +111,32 @@ class RayLedgerClient:
         """A row without a pending one (cache hit, refusal): queued like a final row."""
         await self._writes.submit(row)
 
+    def start_tending(self, sleep: Callable[[float], Awaitable[None]], every_s: float = TEND_S) -> None:
+        """Run `tend_journal` every `every_s` in the background until `close()`."""
+        if self.journal is not None and self._tender is None:
+            self._tender = asyncio.get_running_loop().create_task(self._tend_forever(sleep, every_s))
+
+    async def _tend_forever(self, sleep: Callable[[float], Awaitable[None]], every_s: float) -> None:
+        while True:
+            await sleep(every_s)
+            try:
+                await self.tend_journal()
+            except Exception:  # noqa: BLE001
+                log.exception("finops.journal_tend_failed")
+
     async def flush(self) -> None:
         """Every row queued so far has been sent (and committed, or logged as lost)."""
+        await self._opens.flush()
         await self._writes.flush()
+
+    async def close(self) -> None:
+        """Send what is queued; the journal keeps only what the ledger does not have yet."""
+        if self._tender is not None:
+            self._tender.cancel()
+            self._tender = None
+        await self.flush()
+        if self.journal is not None:
+            self.journal.close()
 
     async def budget_state(self, daily_budget_usd: float | None) -> BudgetState:
         return await self._call("budget_state", daily_budget_usd)
