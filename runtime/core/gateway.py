@@ -7,6 +7,8 @@ seen so far (prompt estimate + output estimated from the text delivered).
 """
 from __future__ import annotations
 
+import asyncio
+
 import time
 from dataclasses import dataclass, field, replace
 from typing import Any, AsyncIterator, Protocol, Sequence
@@ -168,10 +170,10 @@ class Gateway:
     ) -> RoutedResponse:
         started = time.perf_counter()
         plan = await self.apply_budget(plan)
-        lookup = await self._lookup(plan, request, ctx, cache_mode)
+        lookup, booked = await self._lookup_and_open(plan, request, ctx, cache_mode)
         if lookup is not None and lookup.hit:
             return await self._serve_hit(plan, request, ctx, lookup, started)
-        booked = await self._open(plan, request, ctx)
+        assert booked is not None
         try:
             routed = await self.router.execute(plan, request, deadline)
         except (AllProvidersFailed, ClientRequestError) as exc:
@@ -185,6 +187,31 @@ class Gateway:
             await self._keep(lookup, r, routed.cost_usd)
             routed = replace(routed, cache="miss")
         return routed
+
+    async def _lookup_and_open(self, plan: RoutePlan, request: ChatRequest, ctx: CallContext,
+                               mode: str | None) -> tuple[Any, Reservation | None]:
+        """The cache lookup and the pending row (None after a hit that needed none). Without
+        budgets they run side by side, so a miss costs the slower of the two, not their sum (a
+        hit's pending row is then replaced by its `cached` row: same request_id). With budgets
+        the row is opened on a miss only: an exhausted budget never hides a free hit."""
+        if self.cache is None or mode == "off":
+            return None, await self._open(plan, request, ctx)
+        if ctx.budgets:
+            lookup = await self._lookup(plan, request, ctx, mode)
+            if lookup is not None and lookup.hit:
+                return lookup, None
+            return lookup, await self._open(plan, request, ctx)
+        lookup, booked = await asyncio.gather(self._lookup(plan, request, ctx, mode), self._open(plan, request, ctx),
+                                              return_exceptions=True)
+        if isinstance(lookup, BaseException):
+            if not isinstance(booked, BaseException):  # no call will follow: close its row at 0
+                head = plan.steps[0]
+                never = Outcome(head.platform, head.model.id, Usage(), 0.0, "error", False, 0, 0.0, "cache_error")
+                await self._finalize(self._row(plan, request, ctx, never, booked))
+            raise lookup
+        if isinstance(booked, BaseException):
+            raise booked
+        return lookup, booked
 
     async def _open(self, plan: RoutePlan, request: ChatRequest, ctx: CallContext) -> Reservation:
         """Commit the pending row (admitted against the key's budgets) or refuse the call."""
@@ -261,11 +288,11 @@ class Gateway:
         return it with an event iterator that records the ledger row when the stream ends."""
         started = time.perf_counter()
         plan = await self.apply_budget(plan)
-        lookup = await self._lookup(plan, request, ctx, cache_mode)
+        lookup, booked = await self._lookup_and_open(plan, request, ctx, cache_mode)
         if lookup is not None and lookup.hit:
             hit = await self._serve_hit(plan, request, ctx, lookup, started)
             return replayed(hit, self.catalog), replayed_events(hit)
-        booked = await self._open(plan, request, ctx)
+        assert booked is not None
         try:
             routed = await self.router.stream(plan, request, deadline)
         except (AllProvidersFailed, ClientRequestError) as exc:

@@ -98,3 +98,67 @@ def test_streamed_miss_fills_the_cache(api):
     chat(api, stream=True)
     assert chat(api).headers["x-switchboard-cache"] == "hit"
     assert len(api.pool.calls) == 1
+
+
+class UpsertLedger:
+    """Pending and final rows by request_id, as the real ledger keeps them; notes when the
+    pending row was opened."""
+
+    def __init__(self) -> None:
+        self.rows: dict[str, dict] = {}
+        self.opened = None
+
+    async def admit_and_open_pending(self, row, budgets):
+        from runtime.finops.budget import Admitted
+
+        self.rows.setdefault(row.request_id, {"status": "pending"})
+        if self.opened is None:
+            import asyncio
+
+            self.opened = asyncio.Event()
+        self.opened.set()
+        return Admitted(row.request_id)
+
+    async def finalize(self, row):
+        self.rows[row["request_id"]] = row
+
+    record = finalize
+
+
+class WaitsForTheLedger(MemoryStore):
+    """A shared store whose read finishes only once the pending row is open: it hangs (and the
+    test times out) unless the two run side by side."""
+
+    def __init__(self, ledger, **kw) -> None:
+        super().__init__(**kw)
+        self.ledger = ledger
+
+    async def get(self, key):
+        import asyncio
+
+        for _ in range(1000):
+            if self.ledger.opened is not None:
+                break
+            await asyncio.sleep(0)
+        await asyncio.wait_for(self.ledger.opened.wait(), 5)
+        return await super().get(key)
+
+
+def test_without_budgets_the_store_read_and_the_pending_row_run_side_by_side_and_a_hit_closes_its_row():
+    clock = FakeClock()
+    ledger, pool = UpsertLedger(), FakePool({p: "ok" for p in CFG.platforms})
+    cache = ResponseCache(WaitsForTheLedger(ledger, clock=clock), policy=CachePolicy(ttl_s=60), clock=clock)
+    gateway = Gateway(CFG, CFG.catalog(), Router(pool), ledger, row_factory=dict, cache=cache)
+
+    async def health():
+        return Health(status="ok", simulated_platforms=[], simulator_url=None, actors={})
+
+    client = TestClient(build_api(Services(CFG, CFG.catalog(), gateway, Authenticator(key_digest(ADMIN)), health,
+                                           lambda _: {})))
+    client.headers["authorization"] = f"Bearer {ADMIN}"
+    first, second = chat(client), chat(client)
+    assert (first.headers["x-switchboard-cache"], second.headers["x-switchboard-cache"]) == ("miss", "hit")
+    assert len(pool.calls) == 1
+    hit_row = ledger.rows[second.headers["x-switchboard-request-id"]]
+    assert hit_row["status"] == "cached" and hit_row["cost_usd"] == 0  # its pending row did not stay
+    assert all(r["status"] != "pending" for r in ledger.rows.values())
