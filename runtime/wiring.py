@@ -30,6 +30,8 @@ __all__ = ["BootInfo", "Handles", "LeasedProviderPool", "RayProviderPool", "buil
 
 LEDGER_ACTOR_NAME = "ledger"
 JOURNAL_DIR = "journal"
+#: rows nobody awaits reach the ledger in batches at most this much later (a few calls a second)
+LEDGER_LINGER_S = 0.1
 
 
 @dataclass(frozen=True)
@@ -88,7 +90,7 @@ async def open_ledger_client(config: Config, boot: BootInfo, handles: Handles) -
     journal = None
     if config.server.ledger_journal and boot.data_dir:
         journal = Journal(Path(boot.data_dir) / JOURNAL_DIR, holder_name())
-    client = RayLedgerClient(handles.ledger, journal=journal)
+    client = RayLedgerClient(handles.ledger, journal=journal, linger_s=LEDGER_LINGER_S, sleep=SYSTEM_CLOCK.sleep)
     await client.tend_journal()
     client.start_tending(SYSTEM_CLOCK.sleep)
     return client

@@ -2,8 +2,10 @@
 
 Used by the ledger client: each request makes one admission and one final write, and an actor
 call costs the caller about the same CPU whatever its payload, so under load a replica sends
-whatever has queued while earlier batches were in flight as one call. There is no waiting
-for company: a lone item goes out at once, so an idle gateway sees no added latency.
+whatever has queued while earlier batches were in flight as one call. What someone awaits goes
+out at once (an idle gateway sees no added latency); what nobody awaits (final rows, journaled
+pending rows) may wait up to `linger_s` for company, so the ledger sees a few large batches a
+second, not one per request.
 """
 from __future__ import annotations
 
@@ -46,15 +48,20 @@ class Batcher(Generic[T, R]):
         max_queued: int = 10_000,
         on_error: OnError[T] | None = None,
         on_sent: OnSent[T] | None = None,
+        linger_s: float = 0.0,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
-        if max_batch < 1 or max_in_flight < 1:
-            raise ValueError("max_batch and max_in_flight must be at least 1")
+        if max_batch < 1 or max_in_flight < 1 or linger_s < 0:
+            raise ValueError("max_batch and max_in_flight must be at least 1, linger_s >= 0")
         self._send = send
         self._max_batch = max_batch
         self._max_in_flight = max_in_flight
         self._max_queued = max_queued
         self._on_error = on_error
         self._on_sent = on_sent
+        self._linger_s = linger_s
+        self._sleep = sleep
+        self._wake: asyncio.Future[None] | None = None
         self._queue: deque[_Entry[T]] = deque()
         self._senders: set[asyncio.Task[None]] = set()
         self._starting = 0  # senders created but not yet running: they will take the queue
@@ -76,11 +83,18 @@ class Batcher(Generic[T, R]):
             await self.flush()
 
     async def flush(self) -> None:
+        self._hurry()
         while self._senders:
             await asyncio.gather(*list(self._senders), return_exceptions=True)
 
+    def _hurry(self) -> None:
+        if self._wake is not None and not self._wake.done():
+            self._wake.set_result(None)
+
     def _enqueue(self, entry: _Entry[T]) -> None:
         self._queue.append(entry)
+        if entry.future is not None or len(self._queue) >= self._max_batch:
+            self._hurry()  # someone waits for it, or a batch is full: no lingering
         if self._starting == 0 and len(self._senders) < self._max_in_flight:
             self._starting += 1
             task = asyncio.get_running_loop().create_task(self._drain())
@@ -88,10 +102,24 @@ class Batcher(Generic[T, R]):
             task.add_done_callback(self._senders.discard)
 
     async def _drain(self) -> None:
+        if self._linger_s > 0 and len(self._queue) < self._max_batch \
+                and not any(e.future is not None for e in self._queue):
+            await self._linger()  # still "starting": no other sender is started meanwhile
         self._starting -= 1
         while self._queue:
             batch = [self._queue.popleft() for _ in range(min(len(self._queue), self._max_batch))]
             await self._deliver(batch)
+
+    async def _linger(self) -> None:
+        """Wait up to `linger_s` for company (cut short by `flush`, a full batch or a caller
+        who awaits its result)."""
+        self._wake = asyncio.get_running_loop().create_future()
+        sleeper = asyncio.ensure_future(self._sleep(self._linger_s))
+        try:
+            await asyncio.wait({sleeper, self._wake}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            sleeper.cancel()
+            self._wake = None
 
     async def _deliver(self, batch: list[_Entry[T]]) -> None:
         items = [e.item for e in batch]

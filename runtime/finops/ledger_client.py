@@ -42,7 +42,10 @@ UNREACHABLE = (ray.exceptions.RayActorError, ray.exceptions.GetTimeoutError, asy
 
 class RayLedgerClient:
     def __init__(self, handle: Any, *, timeout_s: float = 5.0, attempts: int = 3,
-                 max_batch: int = 256, max_in_flight: int = 2, journal: Journal | None = None) -> None:
+                 max_batch: int = 256, max_in_flight: int = 2, journal: Journal | None = None,
+                 linger_s: float = 0.0, sleep: Callable[[float], Awaitable[None]] = asyncio.sleep) -> None:
+        """`linger_s`: how long rows nobody waits for (final rows, journaled pending rows) may
+        wait for company before they are sent."""
         self._handle = handle
         self._timeout_s = timeout_s
         self._attempts = attempts
@@ -52,13 +55,14 @@ class RayLedgerClient:
         self._opens: Batcher[tuple[PendingRow, Ticket], None] = Batcher(
             lambda items: self._call("open_many", [row for row, _ in items]), max_batch=max_batch,
             max_in_flight=max_in_flight, on_error=self._send_later, on_sent=self._committed,
+            linger_s=linger_s, sleep=sleep,
         )
         self._admissions: Batcher[tuple[Any, list[Budget]], Admitted | BudgetExceeded] = Batcher(
             lambda batch: self._call("admit_many", batch), max_batch=max_batch, max_in_flight=max_in_flight,
         )
         self._writes: Batcher[Any, None] = Batcher(
             lambda rows: self._call("write_many", rows), max_batch=max_batch, max_in_flight=max_in_flight,
-            on_error=_log_lost_rows,
+            on_error=_log_lost_rows, linger_s=linger_s, sleep=sleep,
         )
 
     async def _call(self, method: str, *args: Any, idempotent: bool = True, **kwargs: Any) -> Any:

@@ -168,3 +168,58 @@ def test_limits_must_be_positive():
         Batcher(send, max_batch=0)
     with pytest.raises(ValueError):
         Batcher(send, max_in_flight=0)
+
+
+# -- linger: what nobody awaits waits for company -------------------------------------------------
+
+
+class SteppedSleep:
+    """An injected sleep that ends only when the test says so."""
+
+    def __init__(self) -> None:
+        self.sleeping: list[asyncio.Future] = []
+
+    async def __call__(self, seconds: float) -> None:
+        wake = asyncio.get_running_loop().create_future()
+        self.sleeping.append(wake)
+        await wake
+
+    def wake_all(self) -> None:
+        for wake in self.sleeping:
+            if not wake.done():
+                wake.set_result(None)
+
+
+async def test_submitted_items_linger_and_go_as_one_batch():
+    send, sleep = GatedSend(), SteppedSleep()
+    batcher = Batcher(send, linger_s=0.1, sleep=sleep)
+    for i in range(20):
+        await batcher.submit(i)
+    await settle()
+    assert send.batches == [] and len(sleep.sleeping) == 1  # one sender, lingering
+    sleep.wake_all()
+    await settle()
+    assert send.batches == [list(range(20))]
+
+
+async def test_an_awaited_call_a_full_batch_or_a_flush_cuts_the_linger_short():
+    send, sleep = GatedSend(), SteppedSleep()
+    batcher = Batcher(send, linger_s=10.0, sleep=sleep, max_batch=5)
+    await batcher.submit("a")
+    await settle()
+    assert await asyncio.wait_for(batcher.call("b"), 1) == "ok:b"  # someone waits: no lingering
+    assert send.batches == [["a", "b"]]
+    for i in range(5):
+        await batcher.submit(i)
+    await settle()
+    assert send.batches[-1] == [0, 1, 2, 3, 4]  # a full batch goes at once
+    await batcher.submit("late")
+    await settle()
+    assert send.batches[-1] != ["late"]
+    await asyncio.wait_for(batcher.flush(), 1)
+    assert send.batches[-1] == ["late"]
+
+
+def test_linger_must_not_be_negative():
+    with pytest.raises(ValueError):
+        Batcher(GatedSend(), linger_s=-1)
