@@ -180,17 +180,15 @@ class LedgerActor:
         await (await self._ready()).record(row)
 
     async def write_many(self, rows: Sequence[FinalRow]) -> list[BaseException | None]:
-        """Final rows sent together by a replica (runtime.ledger_client): each is its own
-        idempotent upsert, committed by the group writer; one failing fails only itself."""
-        store = await self._ready()
-        return list(await asyncio.gather(*(store.finalize(r) for r in rows), return_exceptions=True))
+        """Final rows sent together by a replica (runtime.ledger_client): idempotent upserts,
+        in one statement per kind, committed by the group writer; one failing fails only itself."""
+        return await (await self._ready()).finalize_many(rows)
 
     async def open_many(self, rows: Sequence[PendingRow]) -> list[BaseException | None]:
         """Pending rows a replica journaled (runtime/finops/journal.py) without asking first:
         keys without budgets, or a dead replica's journal adopted. Each is committed unless its
         request_id is already here (its final row came first, or a retry)."""
-        store = await self._ready()
-        return list(await asyncio.gather(*(store.open_pending(r) for r in rows), return_exceptions=True))
+        return await (await self._ready()).open_pending_many(rows)
 
     async def admit_many(
         self, requests: Sequence[tuple[PendingRow, Sequence[Budget]]]

@@ -12,6 +12,7 @@ Money is integer nano-dollars inside, USD floats at this module's edge.
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 import math
 from dataclasses import dataclass, field
 from typing import Any, Literal, Sequence
@@ -124,6 +125,28 @@ class FinalRow(_Row):
 async def _write_final(db: aiosqlite.Connection, row: FinalRow) -> None:
     await db.execute(SQL_UPSERT_FINAL, row.params())
     await db.execute(SQL_METRICS_FROM_USAGE, {"request_id": row.request_id, "error_kind": row.error_kind})
+
+
+async def _each_or_all(db: aiosqlite.Connection, rows: Sequence[Any],
+                       statements: Any) -> list[BaseException | None]:
+    """Run every row's statements for the whole batch at once (`executemany`, statement by
+    statement); if that fails, row by row, so one bad row fails only itself. Every statement
+    here is an idempotent upsert or insert-or-nothing, so a row applied twice is applied once."""
+    per_row = [statements(r) for r in rows]
+    try:
+        for i in range(len(per_row[0]) if per_row else 0):
+            await db.executemany(per_row[0][i][0], [row_statements[i][1] for row_statements in per_row])
+        return [None] * len(rows)
+    except sqlite3.Error:
+        results: list[BaseException | None] = []
+        for row_statements in per_row:
+            try:
+                for sql, params in row_statements:
+                    await db.execute(sql, params)
+                results.append(None)
+            except sqlite3.Error as exc:
+                results.append(exc)
+        return results
 
 
 # ------------------------------------------------------------------------------ group commit
@@ -361,6 +384,17 @@ class LedgerStore:
             await _write_final(db, row)
 
         await self.submit(upsert)
+
+    async def open_pending_many(self, rows: Sequence[PendingRow]) -> list[BaseException | None]:
+        """`open_pending` for a batch, in one statement (one result per row)."""
+        return await self.submit(lambda db: _each_or_all(
+            db, rows, lambda r: [(SQL_INSERT_PENDING, r.params())]))
+
+    async def finalize_many(self, rows: Sequence[FinalRow]) -> list[BaseException | None]:
+        """`finalize` for a batch, in two statements (one result per row)."""
+        return await self.submit(lambda db: _each_or_all(db, rows, lambda r: [
+            (SQL_UPSERT_FINAL, r.params()),
+            (SQL_METRICS_FROM_USAGE, {"request_id": r.request_id, "error_kind": r.error_kind})]))
 
     async def record(self, row: FinalRow) -> None:
         """A call that had no pending row (cache hits, refusals): the same idempotent upsert."""

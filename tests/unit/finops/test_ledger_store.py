@@ -221,3 +221,23 @@ def test_invalid_rows_are_refused_before_they_reach_the_queue(bad):
 def test_pending_rows_cannot_reserve_a_negative_amount():
     with pytest.raises(ValueError):
         PendingRow(request_id="r", user_id="u", created_at=NEW_YEAR_2026, reserved_usd=-1)
+
+
+# --------------------------------------------------------------------------- batches
+
+
+async def test_batches_are_written_whole_and_keep_the_single_row_semantics(store, db_path, make_pending, make_final):
+    assert await store.open_pending_many([make_pending(f"b-{i}") for i in range(5)]) == [None] * 5
+    assert await store.finalize_many([make_final("b-0", cost_usd=0.002), make_final("b-9", cost_usd=0.001)]) == [None, None]
+    assert await store.open_pending_many([make_pending("b-0"), make_pending("b-9")]) == [None, None]  # no-ops
+    await store.drain()
+    statuses = dict(rows(db_path, "SELECT request_id, status FROM agent_token_usage WHERE request_id LIKE 'b-%'"))
+    assert statuses == {"b-0": "ok", "b-1": "pending", "b-2": "pending", "b-3": "pending", "b-4": "pending", "b-9": "ok"}
+
+
+async def test_one_bad_row_in_a_batch_fails_only_itself(store, db_path, make_final):
+    bad = make_final("x-bad", conversation_id=object())  # cannot be bound: a per-row SQL error
+    results = await store.finalize_many([make_final("x-1"), bad, make_final("x-2")])
+    assert results[0] is None and results[2] is None and isinstance(results[1], sqlite3.Error)
+    await store.drain()
+    assert {r for (r,) in rows(db_path, "SELECT request_id FROM agent_token_usage WHERE request_id LIKE 'x-%'")} == {"x-1", "x-2"}
