@@ -190,6 +190,11 @@ class LedgerActor:
         request_id is already here (its final row came first, or a retry)."""
         return await (await self._ready()).open_pending_many(rows)
 
+    async def write_rows(self, pending: Sequence[PendingRow],
+                         finals: Sequence[FinalRow]) -> tuple[list[BaseException | None], list[BaseException | None]]:
+        """Journaled pending rows and final rows from one replica batch, in one transaction."""
+        return await (await self._ready()).write_rows(pending, finals)
+
     async def admit_many(
         self, requests: Sequence[tuple[PendingRow, Sequence[Budget]]]
     ) -> list[Admitted | BudgetExceeded | BaseException]:

@@ -22,6 +22,7 @@ so a replica reads its own writes, and the deployment calls it on shutdown.
 from __future__ import annotations
 
 import asyncio
+from dataclasses import dataclass
 from typing import Any, Awaitable, Callable, Sequence
 
 import ray
@@ -50,19 +51,14 @@ class RayLedgerClient:
         self._timeout_s = timeout_s
         self._attempts = attempts
         self.journal = journal
-        self._unsent: list[tuple[PendingRow, Ticket]] = []
+        self._unsent: list[_Journaled] = []
         self._tender: asyncio.Task[None] | None = None
-        self._opens: Batcher[tuple[PendingRow, Ticket], None] = Batcher(
-            lambda items: self._call("open_many", [row for row, _ in items]), max_batch=max_batch,
-            max_in_flight=max_in_flight, on_error=self._send_later, on_sent=self._committed,
-            linger_s=linger_s, sleep=sleep,
-        )
         self._admissions: Batcher[tuple[Any, list[Budget]], Admitted | BudgetExceeded] = Batcher(
             lambda batch: self._call("admit_many", batch), max_batch=max_batch, max_in_flight=max_in_flight,
         )
-        self._writes: Batcher[Any, None] = Batcher(
-            lambda rows: self._call("write_many", rows), max_batch=max_batch, max_in_flight=max_in_flight,
-            on_error=_log_lost_rows, linger_s=linger_s, sleep=sleep,
+        self._rows: Batcher[_Journaled | Any, None] = Batcher(
+            self._send_rows, max_batch=max_batch, max_in_flight=max_in_flight,
+            on_error=self._not_taken, on_sent=self._taken, linger_s=linger_s, sleep=sleep,
         )
 
     async def _call(self, method: str, *args: Any, idempotent: bool = True, **kwargs: Any) -> Any:
@@ -85,17 +81,38 @@ class RayLedgerClient:
         if budgets or self.journal is None:
             return await self._admissions.call((row, list(budgets)))
         ticket = await self.journal.append(row)
-        await self._opens.submit((row, ticket))
+        await self._rows.submit(_Journaled(row, ticket))
         return Admitted(row.request_id, (), row.reserved_usd)
 
-    def _committed(self, items: list[tuple[PendingRow, Ticket]]) -> None:
-        assert self.journal is not None
-        for _, ticket in items:
-            self.journal.ack(ticket)
+    async def _send_rows(self, items: list[Any]) -> list[BaseException | None]:
+        """One call for a batch of journaled pending rows and final rows. A pending row whose
+        final row rides the same batch is not sent: the final row's upsert writes the row."""
+        finals = [i for i in items if not isinstance(i, _Journaled)]
+        closed = {r.request_id for r in finals}
+        pending = [i.row for i in items if isinstance(i, _Journaled) and i.row.request_id not in closed]
+        if pending:
+            pending_results, final_results = await self._call("write_rows", pending, finals)
+        else:
+            pending_results, final_results = [], await self._call("write_many", finals)
+        by_final = dict(zip([r.request_id for r in finals], final_results))
+        by_pending = dict(zip([r.request_id for r in pending], pending_results))
+        return [(by_final if i.row.request_id in closed else by_pending)[i.row.request_id]
+                if isinstance(i, _Journaled) else by_final[i.request_id] for i in items]
 
-    def _send_later(self, items: list[tuple[PendingRow, Ticket]], error: BaseException) -> None:
-        log.warning("finops.pending_not_sent", rows=len(items), error=str(error))
-        self._unsent.extend(items)
+    def _taken(self, items: list[Any]) -> None:
+        for item in items:
+            if isinstance(item, _Journaled):
+                assert self.journal is not None
+                self.journal.ack(item.ticket)
+
+    def _not_taken(self, items: list[Any], error: BaseException) -> None:
+        journaled = [i for i in items if isinstance(i, _Journaled)]
+        if journaled:  # still in the journal: sent again by tend_journal
+            log.warning("finops.pending_not_sent", rows=len(journaled), error=str(error))
+            self._unsent.extend(journaled)
+        lost = [i for i in items if not isinstance(i, _Journaled)]
+        if lost:
+            _log_lost_rows(lost, error)
 
     async def tend_journal(self) -> int:
         """Send again what the ledger did not take, and adopt the journals of dead replicas
@@ -104,16 +121,16 @@ class RayLedgerClient:
             return 0
         unsent, self._unsent = self._unsent, []
         for item in unsent:
-            await self._opens.submit(item)
+            await self._rows.submit(item)
         return await adopt_orphans(self.journal.directory, lambda rows: self._call("open_many", list(rows)))
 
     async def finalize(self, row: Any) -> None:
         """Queue the final row (upsert on request_id) and return: it is sent in the next batch."""
-        await self._writes.submit(row)
+        await self._rows.submit(row)
 
     async def record(self, row: Any) -> None:
         """A row without a pending one (cache hit, refusal): queued like a final row."""
-        await self._writes.submit(row)
+        await self._rows.submit(row)
 
     def start_tending(self, sleep: Callable[[float], Awaitable[None]], every_s: float = TEND_S) -> None:
         """Run `tend_journal` every `every_s` in the background until `close()`."""
@@ -130,8 +147,7 @@ class RayLedgerClient:
 
     async def flush(self) -> None:
         """Every row queued so far has been sent (and committed, or logged as lost)."""
-        await self._opens.flush()
-        await self._writes.flush()
+        await self._rows.flush()
 
     async def close(self) -> None:
         """Send what is queued; the journal keeps only what the ledger does not have yet."""
@@ -193,6 +209,14 @@ class RayLedgerClient:
     async def latency(self, model: str | None = None, days: int = 30, user_id: str | None = None) -> Any:
         await self.flush()
         return await self._call("latency", model, days, user_id)
+
+
+@dataclass(frozen=True, slots=True)
+class _Journaled:
+    """A pending row made durable in the journal, on its way to the ledger."""
+
+    row: PendingRow
+    ticket: Ticket
 
 
 def _log_lost_rows(rows: list[Any], error: BaseException) -> None:

@@ -127,6 +127,15 @@ async def _write_final(db: aiosqlite.Connection, row: FinalRow) -> None:
     await db.execute(SQL_METRICS_FROM_USAGE, {"request_id": row.request_id, "error_kind": row.error_kind})
 
 
+def _pending_statements(row: PendingRow) -> list[tuple[str, dict[str, Any]]]:
+    return [(SQL_INSERT_PENDING, row.params())]
+
+
+def _final_statements(row: FinalRow) -> list[tuple[str, dict[str, Any]]]:
+    return [(SQL_UPSERT_FINAL, row.params()),
+            (SQL_METRICS_FROM_USAGE, {"request_id": row.request_id, "error_kind": row.error_kind})]
+
+
 async def _each_or_all(db: aiosqlite.Connection, rows: Sequence[Any],
                        statements: Any) -> list[BaseException | None]:
     """Run every row's statements for the whole batch at once (`executemany`, statement by
@@ -387,14 +396,19 @@ class LedgerStore:
 
     async def open_pending_many(self, rows: Sequence[PendingRow]) -> list[BaseException | None]:
         """`open_pending` for a batch, in one statement (one result per row)."""
-        return await self.submit(lambda db: _each_or_all(
-            db, rows, lambda r: [(SQL_INSERT_PENDING, r.params())]))
+        return await self.submit(lambda db: _each_or_all(db, rows, _pending_statements))
 
     async def finalize_many(self, rows: Sequence[FinalRow]) -> list[BaseException | None]:
         """`finalize` for a batch, in two statements (one result per row)."""
-        return await self.submit(lambda db: _each_or_all(db, rows, lambda r: [
-            (SQL_UPSERT_FINAL, r.params()),
-            (SQL_METRICS_FROM_USAGE, {"request_id": r.request_id, "error_kind": r.error_kind})]))
+        return await self.submit(lambda db: _each_or_all(db, rows, _final_statements))
+
+    async def write_rows(self, pending: Sequence[PendingRow],
+                         finals: Sequence[FinalRow]) -> tuple[list[BaseException | None], list[BaseException | None]]:
+        """`open_pending_many` and `finalize_many` in one write transaction (one commit)."""
+        async def both(db: aiosqlite.Connection):
+            return await _each_or_all(db, pending, _pending_statements), await _each_or_all(db, finals, _final_statements)
+
+        return await self.submit(both)
 
     async def record(self, row: FinalRow) -> None:
         """A call that had no pending row (cache hits, refusals): the same idempotent upsert."""

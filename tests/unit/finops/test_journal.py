@@ -129,9 +129,11 @@ class FakeLedger:
         self.up = True
         self.opened: list[str] = []
         self.admitted: list[str] = []
+        self.finals: list[str] = []
         self.open_many = Method(self._open_many)
         self.admit_many = Method(self._admit_many)
         self.write_many = Method(self._write_many)
+        self.write_rows = Method(self._write_rows)
 
     async def _open_many(self, rows):
         if not self.up:
@@ -144,7 +146,14 @@ class FakeLedger:
         return [Admitted(r.request_id) for r, _ in items]
 
     async def _write_many(self, rows):
+        if not self.up:
+            raise asyncio.TimeoutError()
+        self.finals.extend(r.request_id for r in rows)
         return [None] * len(rows)
+
+    async def _write_rows(self, pending, finals):
+        opened = await self._open_many(pending)
+        return opened, await self._write_many(finals)
 
 
 async def test_a_key_without_budgets_is_journaled_and_sent_on_without_an_awaited_hop(tmp_path):
@@ -189,4 +198,19 @@ async def test_a_new_replica_adopts_a_dead_ones_journal_before_it_serves(tmp_pat
     client = RayLedgerClient(ledger, journal=Journal(tmp_path, "replica-new"), timeout_s=1, attempts=1)
     assert await client.tend_journal() == 1
     assert ledger.opened == ["req-4"]
+    await client.close()
+
+
+
+async def test_a_pending_row_whose_final_row_rides_the_same_batch_is_not_sent_and_is_released(tmp_path):
+    from runtime.finops.ledger_store import FinalRow
+
+    ledger = FakeLedger()
+    client = RayLedgerClient(ledger, journal=Journal(tmp_path, "replica-a"), timeout_s=1, attempts=1, linger_s=10.0)
+    await client.admit_and_open_pending(row(5), [])
+    await client.admit_and_open_pending(row(6), [])
+    await client.finalize(FinalRow(request_id="req-5", user_id="u1", created_at=1_767_225_605.0, cost_usd=0.00002))
+    await client.flush()
+    assert ledger.opened == ["req-6"] and ledger.finals == ["req-5"]  # req-5 is written by its final row
+    assert client.journal.unacked == 0
     await client.close()

@@ -241,3 +241,12 @@ async def test_one_bad_row_in_a_batch_fails_only_itself(store, db_path, make_fin
     assert results[0] is None and results[2] is None and isinstance(results[1], sqlite3.Error)
     await store.drain()
     assert {r for (r,) in rows(db_path, "SELECT request_id FROM agent_token_usage WHERE request_id LIKE 'x-%'")} == {"x-1", "x-2"}
+
+
+async def test_pending_and_final_rows_of_one_batch_commit_together(store, db_path, make_pending, make_final):
+    commits = store._writer.stats.commits if store._writer else 0
+    assert await store.write_rows([make_pending("w-1"), make_pending("w-2")], [make_final("w-1")]) == ([None, None], [None])
+    await store.drain()
+    assert dict(rows(db_path, "SELECT request_id, status FROM agent_token_usage WHERE request_id LIKE 'w-%'")) == \
+        {"w-1": "ok", "w-2": "pending"}
+    assert store._writer.stats.commits - commits <= 2  # the batch, and the drain's own no-op at most

@@ -124,6 +124,12 @@ def run(coro):
     return asyncio.run(coro)
 
 
+async def fail_three_times(cluster: Cluster, holder: LeasedPlatform) -> list:
+    """Three upstream 5xx in a row through `holder`: enough to trip the breaker (config above)."""
+    cluster.upstream.script = [ServerError("boom", status=500)] * 3
+    return [await call(holder, cluster.clock) for _ in range(3)]
+
+
 def test_one_renewal_serves_many_calls_and_nothing_is_sent_through_the_actor():
     async def main():
         clock = FakeClock()
@@ -163,9 +169,7 @@ def test_failures_reported_in_batches_trip_the_actors_breaker_and_every_holder_a
         clock = FakeClock()
         cluster = Cluster(clock, rpm=1_000)
         a, b = await cluster.holder("a"), await cluster.holder("b")
-        cluster.upstream.script = [ServerError("boom", status=500)] * 3
-        for _ in range(3):
-            assert isinstance(await call(a, clock), ServerError)
+        assert all(isinstance(r, ServerError) for r in await fail_three_times(cluster, a))
         await a.renewer.sync()  # the failures reach the actor with a's next renewal
         assert (await cluster.status())["breaker"]["state"] == "open"
         sent = len(cluster.upstream.arrivals)
@@ -182,9 +186,7 @@ def test_a_half_open_breaker_gives_exactly_one_probe_cluster_wide():
         clock = FakeClock()
         cluster = Cluster(clock, rpm=1_000)
         a, b = await cluster.holder("a"), await cluster.holder("b")
-        cluster.upstream.script = [ServerError("boom", status=500)] * 3
-        for _ in range(3):
-            await call(a, clock)
+        await fail_three_times(cluster, a)
         await a.renewer.sync()
         await b.renewer.sync()
         clock.advance(1.5)  # past the cool-down: the breaker is half-open
