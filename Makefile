@@ -27,7 +27,8 @@ test: $(STAMP)
 simulate: $(STAMP)
 	$(VENV)/bin/switchboard simulate --port $${PORT:-9100}
 
-# Benchmarks (not part of `make test`): ~20 min, loopback only; writes bench/RESULTS.md.
+# Benchmarks (not part of `make test`): ~45 min, loopback only; writes bench/RESULTS.md
+# (the hot path alone: .venv/bin/python -m bench.hotpath [--soak 100000]).
 bench: $(STAMP)
 	$(PY) -m pip install --quiet -e '.[dev,bench]'
 	$(PY) -m bench.run_all $(BENCH_ARGS)

@@ -8,31 +8,12 @@ import json
 from pathlib import Path
 from typing import Any
 
-from bench import plots
+from bench import hotpath_report, plots
+from bench.tables import cell as _f, rows_of as _rows, table
 from bench.procs import OUT
 
 HERE = Path(__file__).resolve().parent
 RESULTS_MD = HERE / "RESULTS.md"
-
-
-def _f(x: Any, nd: int = 1) -> str:
-    if x is None:
-        return "–"
-    if isinstance(x, float):
-        return f"{x:,.{nd}f}"
-    return str(x)
-
-
-def table(header: list[str], rows: list[list[Any]]) -> str:
-    out = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    out += ["| " + " | ".join(_f(c) if not isinstance(c, str) else c for c in r) + " |" for r in rows]
-    return "\n".join(out)
-
-
-def _rows(value: Any) -> list[dict]:
-    if isinstance(value, dict):
-        return value.get("rows") or []
-    return value if isinstance(value, list) else []
 
 
 def _err(value: Any) -> str | None:
@@ -278,6 +259,9 @@ class Report:
                         ["total run time s", str(res.get("total_s"))]]), "",
                  "Load average matters: other work on the same 2 cores during the run inflates every latency "
                  "and deflates every throughput below, for all targets alike only if it is steady.", "")
+        hotpath = hotpath_report.section()
+        if hotpath:
+            self.add(hotpath, "")
         self.overhead()
         self.modes()
         main = res.get("main_instance") or {}

@@ -21,7 +21,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable
 
-from bench import bulk, cache_bench, ensemble_bench, litellm_side, overhead, profile, report, streaming
+from bench import (bulk, cache_bench, ensemble_bench, hotpath, hotpath_report, litellm_side, overhead, profile,
+                   report, streaming)
 from bench.bench_config import write_bench_config
 from bench.loadgen import ensure_wrk
 from bench.procs import OUT, ROOT, sim_post, sim_stats, start_simulator
@@ -32,7 +33,7 @@ from runtime.config import load_config
 FIXED_LATENCY_MS = 50
 PACED_SCALE = 0.5
 SIM_AUTH = {"Authorization": "Bearer sim-bench-key"}
-PHASES = ("semantic", "ledger", "overhead", "litellm", "modes", "scale", "streaming", "ensemble",
+PHASES = ("hotpath", "semantic", "ledger", "overhead", "litellm", "modes", "scale", "streaming", "ensemble",
           "cache", "bulk", "profile")
 
 
@@ -93,6 +94,15 @@ def semantic_phase() -> dict:
     return {"meta": result["meta"], "chosen": result["chosen"]}
 
 
+def hotpath_phase(duration_s: float, quick: bool) -> dict:
+    """bench/hotpath.py (issue 15): its own simulators and Switchboards; its section of RESULTS.md
+    comes from bench/hotpath.json."""
+    res = hotpath.run(duration_s, None if quick else hotpath.BEFORE_REF, litellm=not quick, exact=True,
+                      soak_requests=0 if quick else 100_000)
+    hotpath_report.write(res)
+    return {"written": "bench/hotpath.json"}
+
+
 def ledger_phase() -> dict:
     if not (ROOT / "bench" / "ledger_bench.py").exists():
         return {"skipped": "bench/ledger_bench.py not present"}
@@ -124,6 +134,7 @@ def main(argv: list[str] | None = None) -> int:
     cfg = write_bench_config(window_scale=scale)
     ensure_wrk()
     res["conditions"]["haproxy_binary"] = ensure_haproxy()
+    run.phase("hotpath", lambda: hotpath_phase(dur, quick))
     run.phase("semantic", semantic_phase)
     run.phase("ledger", ledger_phase)
 

@@ -14,7 +14,7 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench.procs import LOOPBACK, OUT, Child, clean_env, spawn, wait_http
+from bench.procs import LOOPBACK, OUT, ROOT, Child, clean_env, spawn, wait_http
 from runtime.simulator_process import free_port
 
 ADMIN_KEY = "sk-sb-bench-" + uuid.uuid4().hex
@@ -57,7 +57,8 @@ class Upstreams:
 
 
 def start_switchboard(upstreams: Upstreams, config: Path, *, mode: str = "default",
-                      replicas: int = 1, tag: str = "") -> Child:
+                      replicas: int = 1, tag: str = "", root: Path = ROOT) -> Child:
+    """`root`: the source tree to run (another checkout, for before/after comparisons)."""
     port = free_port()
     name = f"switchboard-{mode}-r{replicas}{tag}"
     env = clean_env(
@@ -69,9 +70,10 @@ def start_switchboard(upstreams: Upstreams, config: Path, *, mode: str = "defaul
         SWITCHBOARD_NAMESPACE=f"bench-{uuid.uuid4().hex[:8]}",
         **upstreams.env(),
         **MODES[mode],
+        PYTHONPATH=str(root),  # ahead of the editable install, in the driver and Ray's workers
     )
     cmd = [sys.executable, "-m", "bench.switchboard_proc", "--replicas", str(replicas)]
-    child = spawn(name, cmd, f"http://{LOOPBACK}:{port}", env)
+    child = spawn(name, cmd, f"http://{LOOPBACK}:{port}", env, cwd=root)
     child.extra.update(mode=mode, replicas=replicas)
     wait_http(child, "/healthz", 180, headers=auth())
     return child
