@@ -176,23 +176,34 @@ class CoordinatorActor:
         await self._pipelines()
         return True
 
+    async def _serve(self, pipeline: str, *args: Any, **kwargs: Any) -> Reply:
+        """Run one pipeline call; its ledger rows are sent before the reply (the ledger client
+        batches rows nobody awaits: a run's rows are in the ledger when its answer is)."""
+        pipelines = await self._pipelines()
+        try:
+            return await getattr(pipelines, pipeline)(*args, **kwargs)
+        finally:
+            flush = getattr(pipelines.gateway.ledger, "flush", None)
+            if flush is not None:
+                await flush()
+
     async def review(self, *args: Any, **kwargs: Any) -> Reply:
-        return await (await self._pipelines()).review(*args, **kwargs)
+        return await self._serve("review", *args, **kwargs)
 
     async def capture_visual_edit(self, *args: Any, **kwargs: Any) -> Reply:
-        return await (await self._pipelines()).capture_visual_edit(*args, **kwargs)
+        return await self._serve("capture_visual_edit", *args, **kwargs)
 
     async def confirm_visual_edit(self, *args: Any, **kwargs: Any) -> Reply:
-        return await (await self._pipelines()).confirm_visual_edit(*args, **kwargs)
+        return await self._serve("confirm_visual_edit", *args, **kwargs)
 
     async def get_visual_edit(self, *args: Any, **kwargs: Any) -> Reply:
-        return await (await self._pipelines()).get_visual_edit(*args, **kwargs)
+        return await self._serve("get_visual_edit", *args, **kwargs)
 
     async def route_agents(self, *args: Any, **kwargs: Any) -> Reply:
-        return await (await self._pipelines()).route_agents(*args, **kwargs)
+        return await self._serve("route_agents", *args, **kwargs)
 
     async def generate_code(self, *args: Any, **kwargs: Any) -> Reply:
-        return await (await self._pipelines()).generate_code(*args, **kwargs)
+        return await self._serve("generate_code", *args, **kwargs)
 
 
 async def lookup_coordinator(namespace: str) -> Any:

@@ -7,12 +7,12 @@ mode given by the environment (bench/switchboard_proc.py's MODES).
 """
 
 import argparse
-import signal
 import sys
-import threading
 
 import aiohttp
 from fastapi import FastAPI, Request, Response  # module level: FastAPI resolves the annotations here
+
+from bench.procs import wait_for_stop_signal
 
 
 def build(upstream: str):  # type: ignore[no-untyped-def]
@@ -55,10 +55,7 @@ def main(argv: list[str] | None = None) -> int:
     serve.start(http_options={"host": "127.0.0.1", "port": args.port})
     serve.run(build(args.upstream), name="floor", route_prefix="/", blocking=False)
     print(f"FLOOR READY http://127.0.0.1:{args.port}", flush=True)
-    stop = threading.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: stop.set())
-    stop.wait()
+    wait_for_stop_signal()
     serve.shutdown()
     ray.shutdown()
     return 0

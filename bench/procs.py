@@ -6,6 +6,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -111,6 +112,14 @@ def sim_post(sim: Child, path: str, body: dict | None = None) -> dict:
 
 def sim_stats(sim: Child) -> dict:
     return httpx.get(sim.url + "/_sim/stats", timeout=10, trust_env=False).json()
+
+
+def wait_for_stop_signal() -> None:
+    """Block a child's main thread until SIGINT or SIGTERM (then it shuts down cleanly)."""
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    stop.wait()
 
 
 def clean_env(**extra: str) -> dict[str, str]:

@@ -7,14 +7,12 @@ Child entry point: `python -m bench.switchboard_proc --replicas N` (settings fro
 from __future__ import annotations
 
 import argparse
-import signal
 import sys
-import threading
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench.procs import LOOPBACK, OUT, ROOT, Child, clean_env, spawn, wait_http
+from bench.procs import LOOPBACK, OUT, ROOT, Child, clean_env, spawn, wait_for_stop_signal, wait_http
 from runtime.simulator_process import free_port
 
 ADMIN_KEY = "sk-sb-bench-" + uuid.uuid4().hex
@@ -91,10 +89,7 @@ def main(argv: list[str] | None = None) -> int:
     app_module.GatewayDeployment = app_module.GatewayDeployment.options(num_replicas=args.replicas)
     app = app_module.start(Settings.from_env())
     print(f"BENCH READY {app.url}", flush=True)
-    stop = threading.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: stop.set())
-    stop.wait()
+    wait_for_stop_signal()
     app.shutdown()
     return 0
 

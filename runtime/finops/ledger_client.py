@@ -38,6 +38,8 @@ log = structlog.get_logger("switchboard.ledger_client")
 
 #: seconds between rounds of re-sending what the ledger did not take and adopting dead journals
 TEND_S = 10.0
+#: final rows kept to send again while the ledger is away (journaled pending rows are all kept)
+MAX_UNSENT_FINALS = 100_000
 UNREACHABLE = (ray.exceptions.RayActorError, ray.exceptions.GetTimeoutError, asyncio.TimeoutError)
 
 
@@ -106,22 +108,33 @@ class RayLedgerClient:
                 self.journal.ack(item.ticket)
 
     def _not_taken(self, items: list[Any], error: BaseException) -> None:
-        journaled = [i for i in items if isinstance(i, _Journaled)]
-        if journaled:  # still in the journal: sent again by tend_journal
-            log.warning("finops.pending_not_sent", rows=len(journaled), error=str(error))
-            self._unsent.extend(journaled)
-        lost = [i for i in items if not isinstance(i, _Journaled)]
+        """Rows the ledger did not take are sent again (next flush or tend). Journaled pending
+        rows are kept whatever happens (the journal has them too); final rows up to
+        MAX_UNSENT_FINALS, beyond which they are logged as lost (their pending rows are settled
+        `unknown` at their reservation: never under-charged)."""
+        log.warning("finops.rows_not_sent", rows=len(items), error=str(error))
+        room = MAX_UNSENT_FINALS - sum(not isinstance(i, _Journaled) for i in self._unsent)
+        lost = []
+        for item in items:
+            if isinstance(item, _Journaled) or room > 0:
+                self._unsent.append(item)
+                room -= 0 if isinstance(item, _Journaled) else 1
+            else:
+                lost.append(item)
         if lost:
             _log_lost_rows(lost, error)
+
+    async def _send_again(self) -> None:
+        unsent, self._unsent = self._unsent, []
+        for item in unsent:
+            await self._rows.submit(item)
 
     async def tend_journal(self) -> int:
         """Send again what the ledger did not take, and adopt the journals of dead replicas
         (runtime/finops/journal.py). Returns how many rows were adopted."""
         if self.journal is None:
             return 0
-        unsent, self._unsent = self._unsent, []
-        for item in unsent:
-            await self._rows.submit(item)
+        await self._send_again()
         return await adopt_orphans(self.journal.directory, lambda rows: self._call("open_many", list(rows)))
 
     async def finalize(self, row: Any) -> None:
@@ -146,7 +159,8 @@ class RayLedgerClient:
                 log.exception("finops.journal_tend_failed")
 
     async def flush(self) -> None:
-        """Every row queued so far has been sent (and committed, or logged as lost)."""
+        """Every row queued so far has been sent (and committed, or kept to send again)."""
+        await self._send_again()
         await self._rows.flush()
 
     async def close(self) -> None:
