@@ -53,6 +53,9 @@ def markdown(res: dict) -> str:
         _table(["target", "conc.", "req/s", "p50 ms", "p99 ms", "added p50", "added p99", "share of floor",
                 "errors", "CPU ms/req", "provider actors ms/req", "ledger ms/req", "load 1m"], rows), "",
     ]
+    if res.get("rerun"):
+        parts += [f"Phases re-run on top of an earlier run's results (`--only`), in order: "
+                  f"{'; '.join(', '.join(r) for r in res['rerun'])}. Rows of one re-run are side by side.", ""]
     parts += _ratios(res)
     ex = res.get("exactness")
     if isinstance(ex, dict) and "most_in_any_window" in ex:

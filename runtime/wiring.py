@@ -31,7 +31,7 @@ __all__ = ["BootInfo", "Handles", "LeasedProviderPool", "RayProviderPool", "buil
 LEDGER_ACTOR_NAME = "ledger"
 JOURNAL_DIR = "journal"
 #: rows nobody awaits reach the ledger in batches at most this much later (a few calls a second)
-LEDGER_LINGER_S = 0.1
+LEDGER_LINGER_S = 0.25
 
 
 @dataclass(frozen=True)
