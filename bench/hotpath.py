@@ -32,7 +32,7 @@ import yaml
 from bench import hotpath_report, overhead, profile
 from bench.bench_config import bench_config_data
 from bench.loadgen import ensure_wrk
-from bench.procs import LOOPBACK, OUT, ROOT, Child, spawn, wait_http
+from bench.procs import LOOPBACK, OUT, ROOT, Child, clean_env, spawn, wait_http
 from bench.switchboard_proc import MODES, Upstreams, auth, start_switchboard
 from bench.sysinfo import conditions, cpu_seconds, descendants, find_in_tree, loadavg, process_title
 from runtime.simulator_process import free_port
@@ -56,17 +56,11 @@ def start_instant() -> Child:
 
 def start_floor(upstream: Child) -> Child:
     port = free_port()
-    env = {**_env(), **MODES[MODE]}
+    env = clean_env(**MODES[MODE])
     child = spawn("floor", [sys.executable, "-m", "bench.floor_app", "--port", str(port),
                             "--upstream", upstream.url + "/v1"], f"http://{LOOPBACK}:{port}", env)
     wait_http(child, "/healthz", 180)
     return child
-
-
-def _env() -> dict[str, str]:
-    import os
-
-    return {k: v for k, v in os.environ.items() if not k.startswith("RAY_SERVE_")}
 
 
 def _wait_post(child: Child, path: str, timeout_s: float = 30.0) -> None:

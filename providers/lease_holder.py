@@ -356,7 +356,6 @@ class Renewer:
         self._running: asyncio.Future | None = None
         self._next: asyncio.Future | None = None
         self._tasks: set[asyncio.Task] = set()
-        self.rounds = 0
 
     def guard(self, spec: ModelSpec) -> LeasedGuard:
         guard = self.guards.get(spec.id)
@@ -427,7 +426,6 @@ class Renewer:
             self._counters_sent = sent_before
             self._report_disabled = self._report_disabled or disabled
             return
-        self.rounds += 1
         for grant in answer.grants:
             guard = self.guards.get(grant.model)
             if guard is not None:
