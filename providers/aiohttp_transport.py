@@ -16,7 +16,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from typing import AsyncIterator, Iterator
+from dataclasses import dataclass
+from typing import AsyncIterator, Iterator, Mapping
 
 import aiohttp
 import httpx
@@ -36,8 +37,17 @@ _ERRORS: tuple[tuple[type[BaseException], type[httpx.TransportError]], ...] = (
 )
 
 
+@dataclass(frozen=True, slots=True)
+class Fetched:
+    """A whole (non-streaming) answer: status, headers (case-insensitive) and the body, decoded."""
+
+    status: int
+    headers: Mapping[str, str]
+    body: bytes
+
+
 @contextlib.contextmanager
-def _as_httpx_errors(request: httpx.Request) -> Iterator[None]:
+def _as_httpx_errors(request: httpx.Request | None) -> Iterator[None]:
     try:
         yield
     except tuple(cls for cls, _ in _ERRORS) as exc:
@@ -81,8 +91,19 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
             )
         return self._session
 
+    async def fetch(self, method: str, url: str, headers: Mapping[str, str], body: bytes,
+                    timeout: httpx.Timeout) -> Fetched:
+        """One request answered whole, straight on aiohttp's pool: no httpx Request or Response
+        is built (the one-shot calls of the hot path). Errors are the httpx ones, as below."""
+        with _as_httpx_errors(None):
+            async with self._get_session().request(
+                method, url, headers=headers, data=body, allow_redirects=False, auto_decompress=True,
+                timeout=_client_timeout(timeout.as_dict()),
+            ) as response:
+                content = await response.read()
+        return Fetched(response.status, response.headers, content)
+
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        timeout = request.extensions.get("timeout", {})
         with _as_httpx_errors(request):
             response = await self._get_session().request(
                 request.method,
@@ -90,10 +111,7 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
                 headers=list(request.headers.multi_items()),
                 data=await request.aread() or None,
                 allow_redirects=False,
-                timeout=aiohttp.ClientTimeout(
-                    total=None, connect=timeout.get("pool"), sock_connect=timeout.get("connect"),
-                    sock_read=timeout.get("read"),
-                ),
+                timeout=_client_timeout(request.extensions.get("timeout", {})),
             )
         extensions = {"http_version": b"HTTP/1.1"}
         if response.reason:
@@ -107,3 +125,10 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
         if self._session is not None:
             await self._session.close()
             self._session = None
+
+
+def _client_timeout(timeout: Mapping[str, float | None]) -> aiohttp.ClientTimeout:
+    """httpx's timeout parts on aiohttp: `pool` is the wait for a free connection, `connect`
+    the socket's, `read` the wait between bytes."""
+    return aiohttp.ClientTimeout(total=None, connect=timeout.get("pool"), sock_connect=timeout.get("connect"),
+                                 sock_read=timeout.get("read"))
