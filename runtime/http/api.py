@@ -3,16 +3,16 @@ deployment (runtime/deployment.py) hands this app its services and the routers o
 above the edge (the agent pipelines'); tests can too."""
 from __future__ import annotations
 
-import time
 from typing import Iterable
 
-from fastapi import APIRouter, FastAPI, Request
+from fastapi import APIRouter, FastAPI
 from fastapi.responses import JSONResponse
 
 from runtime.http import ws
 from runtime.http.routes import ai as routes_ai, finops as routes_finops
 from runtime.http.routes import openai_compat as routes_openai, providers as routes_providers
 from runtime.http.errors import install_error_handlers
+from runtime.http.fast_chat import ChatFastPath
 from runtime.http.idempotency.middleware import IdempotencyMiddleware
 from runtime.http.middleware import BodyLimitMiddleware, RequestLogMiddleware
 from runtime.http.schemas import Health
@@ -32,15 +32,6 @@ def create_api(services: Services, extra_routers: Iterable[APIRouter] = ()) -> F
 
     install_edge_middleware(app, services)
 
-    @app.middleware("http")  # added last = outermost: 413s and idempotent replays count too
-    async def record_request(request: Request, call_next):
-        started = time.perf_counter()
-        response = await call_next(request)
-        route = request.scope.get("route")
-        endpoint = getattr(route, "path", "unmatched")
-        services.metrics.request(endpoint, response.status_code, (time.perf_counter() - started) * 1000.0)
-        return response
-
     @app.get("/healthz", response_model=Health, tags=["ops"])
     async def healthz() -> JSONResponse:
         health = await services.health()
@@ -58,12 +49,17 @@ def create_api(services: Services, extra_routers: Iterable[APIRouter] = ()) -> F
 
 
 def install_edge_middleware(app: FastAPI, services: Services) -> None:
-    """Outermost first: request log → body limit → idempotency (runtime/http/middleware.py)."""
+    """Outermost first: request log → body limit → idempotency → the chat fast path
+    (runtime/http/middleware.py). Added innermost first."""
     server = services.config.server
+    app.add_middleware(
+        ChatFastPath, answer=routes_openai.chat_handler(services), authenticate=services.principal(),
+        exception_handlers=app.exception_handlers,
+    )
     if services.idempotency is not None:
         app.add_middleware(
             IdempotencyMiddleware, store=services.idempotency, ttl_s=server.idempotency_ttl_s,
             in_flight_ttl_s=server.request_timeout_s + 30.0,
         )
     app.add_middleware(BodyLimitMiddleware, max_bytes=server.max_body_bytes)
-    app.add_middleware(RequestLogMiddleware)
+    app.add_middleware(RequestLogMiddleware, metrics=services.metrics)

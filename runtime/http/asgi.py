@@ -1,5 +1,6 @@
 """Plain-ASGI helpers shared by the edge's middlewares: the ASGI callable types, a header
-lookup, and an `{"error": ...}` answer sent outside the app."""
+lookup, an `{"error": ...}` answer sent outside the app, and reading a body whole then handing
+it on."""
 from __future__ import annotations
 
 import json
@@ -28,3 +29,30 @@ def header(scope: Scope, name: bytes) -> str | None:
         if key.lower() == name:
             return value.decode("latin-1")
     return None
+
+
+async def read_body(receive: Receive) -> bytes | None:
+    """The whole request body (the body limit outside bounds it); None if the client left."""
+    parts = []
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            return None
+        parts.append(message.get("body", b""))
+        if not message.get("more_body", False):
+            return b"".join(parts)
+
+
+def replaying(body: bytes, receive: Receive) -> Receive:
+    """A `receive` that hands the app the buffered body, then defers to the real one (for
+    `http.disconnect`)."""
+    sent = False
+
+    async def replay() -> Message:
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await receive()
+
+    return replay

@@ -3,10 +3,12 @@
 Order (outermost first), as `runtime/http/api.py` installs them:
 
     RequestLogMiddleware   request id (X-Request-ID in and out, bound with structlog.contextvars),
-                           one JSON log line per request, whatever happened inside
+                           one JSON log line and one metrics sample per request, whatever
+                           happened inside (413s and idempotent replays too)
     BodyLimitMiddleware    413 before anything parses the body: Content-Length checked up front,
                            streamed (chunked) bodies counted as they arrive
     IdempotencyMiddleware  (runtime/http/idempotency/middleware.py) replays answers for a repeated Idempotency-Key
+    ChatFastPath           (runtime/http/fast_chat.py) POST /v1/chat/completions past FastAPI's routing
     FastAPI app
 
 Pure ASGI rather than Starlette's BaseHTTPMiddleware: no extra task per request, streaming
@@ -22,6 +24,7 @@ import structlog
 from runtime import request_log
 from runtime.http.asgi import ASGIApp, Message, Receive, Scope, Send, header, send_error
 from runtime.http.errors import ApiError
+from runtime.metrics import Metrics, NullMetrics
 
 DEFAULT_MAX_BODY_BYTES = 8 * 1024 * 1024
 REQUEST_ID_HEADER = b"x-request-id"
@@ -81,18 +84,31 @@ class BodyLimitMiddleware:
                 raise
 
 
+#: set by a handler that answers without a FastAPI route (runtime/http/fast_chat.py)
+ENDPOINT_KEY = "switchboard.endpoint"
+
+
+def endpoint_of(scope: Scope) -> str:
+    """The route that answered: its path pattern (never the raw path: ids would explode the
+    metric's labels), or "unmatched"."""
+    return scope.get(ENDPOINT_KEY) or getattr(scope.get("route"), "path", "unmatched")
+
+
 class RequestLogMiddleware:
     """One structured log line per request (and per WebSocket session): request id, method,
     path (never the query string: it can carry keys), status, latency, and every field the
     request path noted (runtime/request_log.py: key id, use case, chain, platform, model,
     tokens, cost, cache, fallback, attempts). The request id comes from a safe `X-Request-ID`
     or is minted here, is echoed as `x-request-id`, and is bound with structlog.contextvars so
-    every other log line of the request carries it."""
+    every other log line of the request carries it. Each HTTP request is also counted in
+    `metrics` by endpoint (the matched route's path), status and latency."""
 
-    def __init__(self, app: ASGIApp, logger: Any = None, event: str = "request") -> None:
+    def __init__(self, app: ASGIApp, logger: Any = None, event: str = "request",
+                 metrics: Metrics | None = None) -> None:
         self.app = app
         self.log = logger or structlog.get_logger("switchboard.http")
         self.event = event
+        self.metrics = metrics or NullMetrics()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] not in ("http", "websocket"):
@@ -124,7 +140,10 @@ class RequestLogMiddleware:
                 raise
             finally:
                 record = request_log.end(token)
-                self._write(scope, status, (time.perf_counter() - started) * 1000.0, record)
+                latency_ms = (time.perf_counter() - started) * 1000.0
+                self._write(scope, status, latency_ms, record)
+                if scope["type"] == "http":
+                    self.metrics.request(endpoint_of(scope), status or 499, latency_ms)
 
     def _write(self, scope: Scope, status: int | None, latency_ms: float, record: dict[str, Any]) -> None:
         fields = {

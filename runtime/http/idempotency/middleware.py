@@ -25,7 +25,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from runtime.http.asgi import header, send_error
+from runtime.http.asgi import header, read_body, replaying, send_error
 from runtime.http.errors import ApiError
 from runtime.http.idempotency.store import (
     DAY_S, IdempotencyStore, StoredResponse, fingerprint, storable, store_key,
@@ -72,7 +72,7 @@ class IdempotencyMiddleware:
         if not (0 < len(idem_key) <= MAX_KEY_CHARS and idem_key.isprintable() and idem_key.isascii()):
             await send_error(send, _error(400, "invalid_request", f"Idempotency-Key must be 1-{MAX_KEY_CHARS} printable ASCII characters"))
             return
-        body = await _read_body(receive)
+        body = await read_body(receive)
         if body is None:
             return  # the client left while sending
         key = store_key(token, idem_key)
@@ -92,7 +92,7 @@ class IdempotencyMiddleware:
                                           "a request with this Idempotency-Key is still running",
                                           headers={"retry-after": str(IN_PROGRESS_RETRY_S)}))
         else:
-            await self._run(scope, _replaying(body, receive), send, key, decision.owner or "")
+            await self._run(scope, replaying(body, receive), send, key, decision.owner or "")
 
     async def _run(self, scope: dict[str, Any], receive: Any, send: Any, key: str, owner: str) -> None:
         status, headers, chunks, size, keep = 0, [], [], 0, True
@@ -131,33 +131,6 @@ def _bearer(value: str | None) -> str | None:
 
 def _error(status: int, type_: str, message: str, headers: dict[str, str] | None = None) -> ApiError:
     return ApiError(status, type_, message, field="Idempotency-Key", headers=headers)
-
-
-async def _read_body(receive: Any) -> bytes | None:
-    """The whole request body (the body limit outside bounds it); None if the client left."""
-    parts = []
-    while True:
-        message = await receive()
-        if message["type"] != "http.request":
-            return None
-        parts.append(message.get("body", b""))
-        if not message.get("more_body", False):
-            return b"".join(parts)
-
-
-def _replaying(body: bytes, receive: Any) -> Any:
-    """A `receive` that hands the app the buffered body, then defers to the real one (for
-    `http.disconnect`)."""
-    sent = False
-
-    async def replay() -> dict[str, Any]:
-        nonlocal sent
-        if not sent:
-            sent = True
-            return {"type": "http.request", "body": body, "more_body": False}
-        return await receive()
-
-    return replay
 
 
 async def _replay(send: Any, response: StoredResponse) -> None:

@@ -52,7 +52,7 @@ class TokenAuth:
         return who
 
 
-def build_app(pool=None, *, config=CFG, rpm=None, idempotency="memory", key_rate=None):
+def build_app(pool=None, *, config=CFG, rpm=None, idempotency="memory", key_rate=None, metrics=None):
     pool = pool or FakePool({p: "ok" for p in config.platforms})
     ledger = ListLedger()
     gateway = Gateway(config, config.catalog(), Router(pool), ledger, row_factory=dict)
@@ -65,7 +65,7 @@ def build_app(pool=None, *, config=CFG, rpm=None, idempotency="memory", key_rate
 
     store = MemoryIdempotencyStore() if idempotency == "memory" else idempotency
     services = Services(config, config.catalog(), gateway, TokenAuth(rpm), health, summary,
-                        idempotency=store, key_rate=key_rate)
+                        idempotency=store, key_rate=key_rate, **({"metrics": metrics} if metrics else {}))
     app = build_api(services)
     app.state.ledger, app.state.pool, app.state.store = ledger, pool, store
     return app
