@@ -25,7 +25,7 @@ import asyncio
 import fcntl
 import json
 import os
-from dataclasses import asdict
+from dataclasses import fields
 from pathlib import Path
 from typing import Any, Awaitable, Callable, Iterable, Sequence
 
@@ -42,8 +42,13 @@ SUFFIX = ".jsonl"
 Sync = Callable[[int], None]
 
 
+#: a pending row's fields are flat scalars: read them by name (dataclasses.asdict deep-copies
+#: every value, a third of the journal's CPU per row)
+_FIELDS = tuple(f.name for f in fields(PendingRow))
+
+
 def encode(row: PendingRow) -> bytes:
-    return json.dumps(asdict(row), separators=(",", ":")).encode() + b"\n"
+    return json.dumps({name: getattr(row, name) for name in _FIELDS}, separators=(",", ":")).encode() + b"\n"
 
 
 def decode(lines: Iterable[bytes]) -> list[PendingRow]:
