@@ -4,6 +4,7 @@ edge's (runtime/http) and the agent pipelines' (runtime/agent_routes.py)."""
 from __future__ import annotations
 
 import asyncio
+import sys
 from typing import Any
 
 from fastapi import FastAPI
@@ -36,6 +37,9 @@ def build_api(services: Services) -> FastAPI:
     max_ongoing_requests=256,
     graceful_shutdown_timeout_s=5,
     graceful_shutdown_wait_loop_s=0.5,
+    # the request log is ours (runtime/http/middleware.py): Serve's own access line per request,
+    # and its INFO records, would cost the replica a log record each
+    logging_config={"enable_access_log": False, "log_level": "WARNING"},
 )
 @serve.ingress()
 class GatewayDeployment:
@@ -53,7 +57,9 @@ class GatewayDeployment:
         self.gateway = await build_gateway(self.config, boot, self.handles, self.metrics)
         self.ledger_client = self.gateway.ledger
         self.coordinator = await lookup_coordinator(boot.namespace)
-        configure_logging()  # JSON lines on stderr, redacted (runtime/logs.py)
+        # JSON lines, redacted (runtime/logs.py), on the process's own stderr: Serve's
+        # throughput mode swaps sys.stderr for a shim that turns each line into a log record
+        configure_logging(stream=sys.__stderr__)
         shared = {"redis_url": boot.redis_url, "ray_namespace": boot.namespace}
         self.idempotency = await open_idempotency_store(**shared)
         self.key_rate = await open_key_rate(**shared)

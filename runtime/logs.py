@@ -70,7 +70,7 @@ def configure_logging(level: str = "INFO", stream=None, secrets: Iterable[str] |
             structlog.processors.JSONRenderer(),
         ],
         wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level)),
-        logger_factory=structlog.PrintLoggerFactory(stream or sys.stderr),
+        logger_factory=structlog.WriteLoggerFactory(stream or sys.stderr),  # not print(): Serve replaces it
         cache_logger_on_first_use=False,
     )
     return redactor

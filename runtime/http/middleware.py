@@ -16,6 +16,7 @@ responses pass through untouched, and the body limit can act on `receive` itself
 """
 from __future__ import annotations
 
+import asyncio
 import time
 from typing import Any
 
@@ -134,8 +135,8 @@ class RequestLogMiddleware:
         with structlog.contextvars.bound_contextvars(request_id=request_id):
             try:
                 await self.app(scope, receive, logged_send)
-            except BaseException as exc:
-                status = status or 500
+            except BaseException as exc:  # cancelled: the client left (nginx's 499)
+                status = status or (499 if isinstance(exc, asyncio.CancelledError) else 500)
                 request_log.note(error_type=type(exc).__name__)
                 raise
             finally:

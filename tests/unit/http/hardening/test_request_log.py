@@ -81,3 +81,45 @@ def test_notes_add_up_and_are_ignored_outside_a_request():
     request_log.note(cost_usd=0.5, input_tokens=5, platform="gemini")
     record = request_log.end(token)
     assert record == {"request_id": "req_x", "cost_usd": 0.75, "input_tokens": 15, "platform": "gemini"}
+
+
+def test_lines_do_not_go_through_print(monkeypatch):
+    """Serve's throughput mode replaces builtins.print with one that mangles a line written to
+    another file into a tuple's repr: the log must write to its stream itself."""
+    import builtins
+
+    import structlog
+
+    monkeypatch.setattr(builtins, "print", lambda *a, **k: (_ for _ in ()).throw(AssertionError("print used")))
+    out = io.StringIO()
+    configure_logging(stream=out, secrets=[])
+    try:
+        structlog.get_logger("t").info("request", status=200)
+    finally:
+        structlog.reset_defaults()
+    assert json.loads(out.getvalue())["status"] == 200
+
+
+def test_a_client_that_leaves_is_logged_as_499_not_as_a_server_error():
+    import asyncio
+
+    from runtime.http.middleware import RequestLogMiddleware
+
+    async def leaves(scope, receive, send):
+        raise asyncio.CancelledError  # what Serve does to a handler whose client hung up
+
+    class Log:
+        def __init__(self):
+            self.lines = []
+
+        def info(self, event, **fields):
+            self.lines.append(("info", fields["status"]))
+
+        def error(self, event, **fields):
+            self.lines.append(("error", fields["status"]))
+
+    log = Log()
+    scope = {"type": "http", "method": "POST", "path": "/v1/chat/completions", "headers": []}
+    with pytest.raises(asyncio.CancelledError):
+        asyncio.run(RequestLogMiddleware(leaves, logger=log)(scope, None, None))
+    assert log.lines == [("info", 499)]
