@@ -90,7 +90,8 @@ async def open_ledger_client(config: Config, boot: BootInfo, handles: Handles) -
     journal = None
     if config.server.ledger_journal and boot.data_dir:
         journal = Journal(Path(boot.data_dir) / JOURNAL_DIR, holder_name())
-    client = RayLedgerClient(handles.ledger, journal=journal, linger_s=LEDGER_LINGER_S, sleep=SYSTEM_CLOCK.sleep)
+    client = RayLedgerClient(handles.ledger, journal=journal, linger_s=LEDGER_LINGER_S, sleep=SYSTEM_CLOCK.sleep,
+                             monotonic=SYSTEM_CLOCK.monotonic)
     await client.tend_journal()
     client.start_tending(SYSTEM_CLOCK.sleep)
     return client

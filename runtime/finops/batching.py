@@ -95,20 +95,34 @@ class Batcher(Generic[T, R]):
         self._queue.append(entry)
         if entry.future is not None or len(self._queue) >= self._max_batch:
             self._hurry()  # someone waits for it, or a batch is full: no lingering
-        if self._starting == 0 and len(self._senders) < self._max_in_flight:
+        if self._starting == 0 and self._wake is None and len(self._senders) < self._max_in_flight:
             self._starting += 1
             task = asyncio.get_running_loop().create_task(self._drain())
             self._senders.add(task)
             task.add_done_callback(self._senders.discard)
 
     async def _drain(self) -> None:
-        if self._linger_s > 0 and len(self._queue) < self._max_batch \
-                and not any(e.future is not None for e in self._queue):
-            await self._linger()  # still "starting": no other sender is started meanwhile
-        self._starting -= 1
-        while self._queue:
-            batch = [self._queue.popleft() for _ in range(min(len(self._queue), self._max_batch))]
-            await self._deliver(batch)
+        """Send batches while there is a queue, lingering before each one that may wait. One
+        sender lingers at a time: a sender that finds another gathering the queue leaves it
+        to that one (so what arrives during a delivery waits for company too)."""
+        starting = True  # counted in `_starting` until it lingers or sends: no sender is added
+        try:
+            while self._queue:
+                if self._may_linger():
+                    if self._wake is not None:
+                        return  # another sender is gathering the next batch
+                    await self._linger()
+                if starting:
+                    self._starting, starting = self._starting - 1, False
+                batch = [self._queue.popleft() for _ in range(min(len(self._queue), self._max_batch))]
+                await self._deliver(batch)
+        finally:
+            if starting:
+                self._starting -= 1
+
+    def _may_linger(self) -> bool:
+        return self._linger_s > 0 and len(self._queue) < self._max_batch \
+            and not any(e.future is not None for e in self._queue)
 
     async def _linger(self) -> None:
         """Wait up to `linger_s` for company (cut short by `flush`, a full batch or a caller

@@ -12,7 +12,8 @@ The two calls every request makes go in batches (runtime.batching). The pending 
 before the provider is called: for a key with budgets, the admission is awaited (the ledger
 checks the budget and commits the row); for a key without, the row is group-committed to this
 replica's journal (runtime/finops/journal.py) and sent on in the background, so the request
-waits for a local fdatasync shared with its neighbours, not a hop and a commit. Final rows are
+waits for a local fdatasync shared with its neighbours, not a hop and a commit; it is held back
+for up to `hold_s` so that a call which ends sooner sends the ledger its final row alone. Final rows are
 not awaited — the response does not wait for its row, which is sent with the others queued
 meanwhile. A final
 row that never reaches the ledger leaves its pending row, settled `unknown` at its
@@ -22,6 +23,8 @@ so a replica reads its own writes, and the deployment calls it on shutdown.
 from __future__ import annotations
 
 import asyncio
+import time
+from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any, Awaitable, Callable, Sequence
 
@@ -40,19 +43,28 @@ log = structlog.get_logger("switchboard.ledger_client")
 TEND_S = 10.0
 #: final rows kept to send again while the ledger is away (journaled pending rows are all kept)
 MAX_UNSENT_FINALS = 100_000
+#: how long a journaled pending row waits for its final row before it is sent on its own
+HOLD_S = 1.0
 UNREACHABLE = (ray.exceptions.RayActorError, ray.exceptions.GetTimeoutError, asyncio.TimeoutError)
 
 
 class RayLedgerClient:
     def __init__(self, handle: Any, *, timeout_s: float = 5.0, attempts: int = 3,
                  max_batch: int = 256, max_in_flight: int = 2, journal: Journal | None = None,
-                 linger_s: float = 0.0, sleep: Callable[[float], Awaitable[None]] = asyncio.sleep) -> None:
+                 linger_s: float = 0.0, hold_s: float = HOLD_S,
+                 sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+                 monotonic: Callable[[], float] = time.monotonic) -> None:
         """`linger_s`: how long rows nobody waits for (final rows, journaled pending rows) may
-        wait for company before they are sent."""
+        wait for company before they are sent. `hold_s`: how long a journaled pending row is
+        kept back for its final row (a call that ends sooner costs the ledger one row, not two;
+        the journal has the pending row all along)."""
         self._handle = handle
         self._timeout_s = timeout_s
         self._attempts = attempts
         self.journal = journal
+        self._hold_s = hold_s
+        self._monotonic = monotonic
+        self._held: OrderedDict[str, tuple[float, _Journaled]] = OrderedDict()
         self._unsent: list[_Journaled] = []
         self._tender: asyncio.Task[None] | None = None
         self._admissions: Batcher[tuple[Any, list[Budget]], Admitted | BudgetExceeded] = Batcher(
@@ -83,8 +95,19 @@ class RayLedgerClient:
         if budgets or self.journal is None:
             return await self._admissions.call((row, list(budgets)))
         ticket = await self.journal.append(row)
-        await self._rows.submit(_Journaled(row, ticket))
+        now = self._monotonic()
+        self._held[row.request_id] = (now, _Journaled(row, ticket))
+        await self._release_held(now - self._hold_s)
         return Admitted(row.request_id, (), row.reserved_usd)
+
+    async def _release_held(self, before: float) -> None:
+        """Send on the held pending rows journaled before `before` (monotonic seconds)."""
+        while self._held:
+            request_id, (at, item) = next(iter(self._held.items()))
+            if at > before:
+                return
+            del self._held[request_id]
+            await self._rows.submit(item)
 
     async def _send_rows(self, items: list[Any]) -> list[BaseException | None]:
         """One call for a batch of journaled pending rows and final rows. A pending row whose
@@ -134,11 +157,16 @@ class RayLedgerClient:
         (runtime/finops/journal.py). Returns how many rows were adopted."""
         if self.journal is None:
             return 0
+        await self._release_held(self._monotonic() - self._hold_s)
         await self._send_again()
         return await adopt_orphans(self.journal.directory, lambda rows: self._call("open_many", list(rows)))
 
     async def finalize(self, row: Any) -> None:
-        """Queue the final row (upsert on request_id) and return: it is sent in the next batch."""
+        """Queue the final row (upsert on request_id) and return: it is sent in the next batch,
+        with its pending row if that is still held (which it then supersedes)."""
+        held = self._held.pop(row.request_id, None)
+        if held is not None:
+            await self._rows.submit(held[1])
         await self._rows.submit(row)
 
     async def record(self, row: Any) -> None:
@@ -159,7 +187,9 @@ class RayLedgerClient:
                 log.exception("finops.journal_tend_failed")
 
     async def flush(self) -> None:
-        """Every row queued so far has been sent (and committed, or kept to send again)."""
+        """Every row queued so far has been sent (and committed, or kept to send again), held
+        pending rows too."""
+        await self._release_held(float("inf"))
         await self._send_again()
         await self._rows.flush()
 

@@ -14,8 +14,8 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import math
-from dataclasses import dataclass, field
-from typing import Any, Literal, Sequence
+from dataclasses import dataclass, field, fields
+from typing import Any, Literal, Sequence, TypeVar
 
 import aiosqlite
 
@@ -39,6 +39,26 @@ class LedgerError(RuntimeError):
 
 
 # ------------------------------------------------------------------------------------- rows
+
+R = TypeVar("R")
+
+
+def compact_pickle(cls: type[R]) -> type[R]:
+    """Pickle a frozen slots dataclass as the tuple of its values: the state functions
+    dataclasses generates walk `fields()` per object, and rows cross a Ray hop in hundreds
+    (unpickling them was most of the ledger actor's CPU per row)."""
+    names = tuple(f.name for f in fields(cls))  # type: ignore[arg-type]
+
+    def __getstate__(self: Any) -> tuple[Any, ...]:
+        return tuple(getattr(self, name) for name in names)
+
+    def __setstate__(self: Any, state: tuple[Any, ...]) -> None:
+        for name, value in zip(names, state, strict=True):
+            object.__setattr__(self, name, value)
+
+    cls.__getstate__ = __getstate__  # type: ignore[attr-defined]
+    cls.__setstate__ = __setstate__  # type: ignore[attr-defined]
+    return cls
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -79,6 +99,7 @@ class _Row:
         }
 
 
+@compact_pickle
 @dataclass(frozen=True, slots=True, kw_only=True)
 class PendingRow(_Row):
     """Written BEFORE the provider call, holding the request's maximum cost as a reservation.
@@ -91,6 +112,7 @@ class PendingRow(_Row):
         }
 
 
+@compact_pickle
 @dataclass(frozen=True, slots=True, kw_only=True)
 class FinalRow(_Row):
     """The outcome of a call: real usage and cost."""

@@ -223,3 +223,28 @@ async def test_an_awaited_call_a_full_batch_or_a_flush_cuts_the_linger_short():
 def test_linger_must_not_be_negative():
     with pytest.raises(ValueError):
         Batcher(GatedSend(), linger_s=-1)
+
+
+async def test_what_arrives_during_a_delivery_lingers_too():
+    """Not sent the moment the batch before it returns: a loaded replica still sends a few
+    large batches a second, not one per delivery."""
+    send, sleep = GatedSend(), SteppedSleep()
+    send.gate.clear()
+    batcher = Batcher(send, linger_s=0.25, sleep=sleep)
+    await batcher.submit("first")
+    await settle()
+    sleep.wake_all()
+    await settle()  # "first" is being delivered (the gate holds it)
+    for i in range(3):
+        await batcher.submit(i)
+    await settle()
+    send.gate.set()
+    await settle()
+    assert send.batches == [["first"]]  # 0, 1, 2 wait for company
+    assert sum(not w.done() for w in sleep.sleeping) == 1  # exactly one sender lingers
+    for i in range(3, 5):
+        await batcher.submit(i)
+    sleep.wake_all()
+    await settle()
+    assert send.batches == [["first"], [0, 1, 2, 3, 4]]
+    await asyncio.wait_for(batcher.flush(), 1)

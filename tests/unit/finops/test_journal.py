@@ -8,6 +8,8 @@ import asyncio
 import os
 import threading
 
+import pytest
+
 from runtime.finops.budget import Admitted, Budget, Scope
 from runtime.finops.journal import Journal, adopt_orphans, decode, encode, orphan_segments
 from runtime.finops.ledger_client import RayLedgerClient
@@ -214,3 +216,75 @@ async def test_a_pending_row_whose_final_row_rides_the_same_batch_is_not_sent_an
     assert ledger.opened == ["req-6"] and ledger.finals == ["req-5"]  # req-5 is written by its final row
     assert client.journal.unacked == 0
     await client.close()
+
+
+class Ticking:
+    """A monotonic clock the test moves."""
+
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def final(n: int):
+    from runtime.finops.ledger_store import FinalRow
+
+    return FinalRow(request_id=f"req-{n}", user_id="u1", created_at=1_767_225_605.0, cost_usd=0.00002)
+
+
+async def test_a_call_that_ends_within_the_hold_sends_the_ledger_its_final_row_alone(tmp_path):
+    ledger, clock = FakeLedger(), Ticking()
+    client = RayLedgerClient(ledger, journal=Journal(tmp_path, "replica-a"), timeout_s=1, attempts=1,
+                             hold_s=1.0, monotonic=clock)
+    await client.admit_and_open_pending(row(7), [])
+    await client._rows.flush()  # whatever was queued has gone: the pending row was held back
+    assert ledger.opened == [] and ledger.finals == [] and client.journal.unacked == 1
+    clock.now += 0.9
+    await client.finalize(final(7))
+    await client._rows.flush()
+    assert ledger.opened == [] and ledger.finals == ["req-7"] and client.journal.unacked == 0
+    await client.close()
+
+
+async def test_a_pending_row_held_past_the_hold_is_sent_by_the_next_admission_or_the_tend(tmp_path):
+    ledger, clock = FakeLedger(), Ticking()
+    client = RayLedgerClient(ledger, journal=Journal(tmp_path, "replica-a"), timeout_s=1, attempts=1,
+                             hold_s=1.0, monotonic=clock)
+    await client.admit_and_open_pending(row(8), [])
+    clock.now += 1.5
+    await client.admit_and_open_pending(row(9), [])  # req-8 is now older than the hold
+    await client._rows.flush()
+    assert ledger.opened == ["req-8"]
+    clock.now += 1.5
+    await client.tend_journal()  # no traffic: the tend sends what is past the hold
+    await client._rows.flush()
+    assert ledger.opened == ["req-8", "req-9"] and client.journal.unacked == 0
+    await client.finalize(final(9))  # its pending row went already: the final row alone
+    await client.flush()
+    assert ledger.finals == ["req-9"]
+    await client.close()
+
+
+async def test_flush_sends_held_pending_rows_so_reports_see_calls_in_flight(tmp_path):
+    ledger, clock = FakeLedger(), Ticking()
+    client = RayLedgerClient(ledger, journal=Journal(tmp_path, "replica-a"), timeout_s=1, attempts=1,
+                             hold_s=60.0, monotonic=clock)
+    await client.admit_and_open_pending(row(10), [])
+    await client.flush()
+    assert ledger.opened == ["req-10"]
+    await client.close()
+
+
+def test_rows_cross_a_pickle_as_they_were():
+    import pickle
+
+    from runtime.finops.ledger_store import FinalRow, PendingRow
+
+    rows = [final(11), FinalRow(request_id="r", user_id="u", created_at=2.0, status="error", error_kind="timeout",
+                                attempts=3, latency_ms=1.5), row(12)]
+    copies = pickle.loads(pickle.dumps(rows))
+    assert copies == rows and [type(c) for c in copies] == [FinalRow, FinalRow, PendingRow]
+    with pytest.raises(ValueError):  # a state of the wrong shape is refused, not half-applied
+        PendingRow.__new__(PendingRow).__setstate__(("only-one",))
