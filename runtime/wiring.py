@@ -18,7 +18,7 @@ from runtime.config import Config
 from runtime.cache.embed import BatchingEmbedder, Embedder
 from runtime.core.gateway import Gateway
 from runtime.finops.ledger_client import RayLedgerClient
-from runtime.finops.ledger_store import FinalRow
+from runtime.finops.ledger_rows import FinalRow
 from runtime.metrics import Metrics, NullMetrics
 from runtime.core.router import Router
 from runtime.cache.semantic import SemanticCache

@@ -25,7 +25,7 @@ from runtime.core.budget_routing import BudgetStateCache, budget_plan
 from runtime import request_log
 from runtime.cache.entries import CachedAnswer
 from runtime.config import Config
-from runtime.finops.ledger_store import PendingRow
+from runtime.finops.ledger_rows import PendingRow
 from runtime.metrics import Metrics, NullMetrics
 from runtime.core.router import (
     AllProvidersFailed, ClientRequestError, RoutedResponse, RoutedStream, Router,

@@ -32,7 +32,7 @@ from typing import Any, Awaitable, Callable, Iterable, Sequence
 import structlog
 
 from runtime.finops.errors import LedgerUnavailableError
-from runtime.finops.ledger_store import PendingRow
+from runtime.finops.ledger_rows import PendingRow
 
 log = structlog.get_logger("switchboard.journal")
 

@@ -35,7 +35,7 @@ from runtime.finops.batching import Batcher
 from runtime.finops.budget import Admitted, Budget, BudgetExceeded, BudgetState
 from runtime.finops.errors import LedgerUnavailableError
 from runtime.finops.journal import Journal, Ticket, adopt_orphans
-from runtime.finops.ledger_store import PendingRow
+from runtime.finops.ledger_rows import PendingRow
 
 log = structlog.get_logger("switchboard.ledger_client")
 
