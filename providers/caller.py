@@ -141,7 +141,7 @@ class PlatformCaller:
         tokens = reservation_tokens(request, spec, self._default_max_tokens)
         self.counters["requests"] += 1
         self.retry_budget.record_request(self._clock.monotonic())
-        attempt, last_error = 0, None
+        attempt, last_error, unanswered = 0, None, 0
         while True:
             attempt += 1
             ticket = await guard.admit(tokens, deadline, wait=wait)
@@ -160,7 +160,8 @@ class PlatformCaller:
                 response, headers = await self.transport.complete(request, spec.id, budget_s)
             except ProviderError as err:
                 self._on_error(guard, ticket, err)
-                err.attempts = attempt
+                unanswered += err.unanswered
+                err.attempts, err.unanswered = attempt, unanswered
                 last_error = err
                 delay = self.retry.next_delay(attempt, err, self._clock.time(), deadline) if retry else None
                 if delay is None or not self.retry_budget.try_spend_retry(self._clock.monotonic()):
@@ -173,7 +174,7 @@ class PlatformCaller:
                 raise
             guard.succeeded(ticket, response.usage.total_tokens, parse_rate_limit_headers(headers, self._clock.time()))
             self.counters["ok"] += 1
-            return replace(response, attempts=attempt)
+            return replace(response, attempts=attempt, unanswered=unanswered)
 
     async def stream(self, request: ChatRequest, deadline: float, wait: bool = False, idle_timeout_s: float = 30.0):
         """Stream one attempt as `StreamEvent`s, ending with a `done` event, or with a

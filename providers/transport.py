@@ -72,14 +72,19 @@ def map_transport_error(exc: Exception, *, platform: str, model: str, phase: str
     """httpx exceptions → taxonomy. `phase` says what we were waiting for."""
     if isinstance(exc, httpx.ConnectTimeout):
         return UpstreamTimeoutError("connect timeout", platform=platform, model=model)
-    if isinstance(exc, httpx.TimeoutException):
-        return UpstreamTimeoutError(f"timeout waiting for {phase}", platform=platform, model=model)
+    if isinstance(exc, httpx.PoolTimeout):  # no connection came free: nothing was sent
+        return UpstreamTimeoutError("timeout waiting for a connection", platform=platform, model=model)
+    if isinstance(exc, httpx.TimeoutException):  # sent (or being sent): the vendor may run it
+        return UpstreamTimeoutError(f"timeout waiting for {phase}", platform=platform, model=model, unanswered=1)
+    if isinstance(exc, httpx.ReadError):  # lost while waiting for the answer
+        return UpstreamConnectionError("connection lost", platform=platform, model=model, unanswered=1)
     if isinstance(exc, (httpx.ConnectError, httpx.NetworkError)):
         return UpstreamConnectionError("connection failed", platform=platform, model=model)
     if isinstance(exc, httpx.RemoteProtocolError):
         if phase == "next chunk":
             return StreamCutError("stream cut by upstream", platform=platform, model=model)
-        return UpstreamConnectionError("upstream closed the connection", platform=platform, model=model)
+        return UpstreamConnectionError("upstream closed the connection", platform=platform, model=model,
+                                       unanswered=1)
     return ServerError(f"transport error: {type(exc).__name__}", platform=platform, model=model)
 
 

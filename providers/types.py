@@ -194,6 +194,7 @@ class ChatResponse:
     upstream_id: str | None = None
     latency_ms: float = 0.0
     attempts: int = 1  # upstream attempts the provider actor made (retries included)
+    unanswered: int = 0  # of those, sent and never answered (see ProviderError.unanswered)
     tool_calls: tuple[ToolCall, ...] = ()
     reasoning: str = ""
     thinking: tuple[Thinking, ...] = ()
@@ -287,6 +288,7 @@ class ProviderError(SwitchboardError):
         status: int | None = None,
         retry_after_s: float | None = None,
         attempts: int = 1,
+        unanswered: int = 0,
     ) -> None:
         super().__init__(message)
         self.message = message
@@ -295,11 +297,15 @@ class ProviderError(SwitchboardError):
         self.status = status
         self.retry_after_s = retry_after_s
         self.attempts = attempts  # upstream attempts made before giving up (0: never sent)
+        # attempts sent that got no answer (a read timeout, a connection lost after sending): the
+        # vendor may have run, and billed, them; the ledger charges them at their worst case
+        self.unanswered = unanswered
 
     def __reduce__(self):  # keyword-only __init__: pickle needs help across actor hops
         return (
             _rebuild_error,
-            (type(self), self.message, self.platform, self.model, self.status, self.retry_after_s, self.attempts),
+            (type(self), self.message, self.platform, self.model, self.status, self.retry_after_s, self.attempts,
+             self.unanswered),
         )
 
     def __repr__(self) -> str:
@@ -309,8 +315,9 @@ class ProviderError(SwitchboardError):
         )
 
 
-def _rebuild_error(cls, message, platform, model, status, retry_after_s, attempts=1):
-    return cls(message, platform=platform, model=model, status=status, retry_after_s=retry_after_s, attempts=attempts)
+def _rebuild_error(cls, message, platform, model, status, retry_after_s, attempts=1, unanswered=0):
+    return cls(message, platform=platform, model=model, status=status, retry_after_s=retry_after_s, attempts=attempts,
+               unanswered=unanswered)
 
 
 class AuthenticationError(ProviderError):

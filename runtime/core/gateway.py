@@ -31,6 +31,7 @@ from runtime.core.router import (
     AllProvidersFailed, ClientRequestError, RoutedResponse, RoutedStream, Router,
 )
 from runtime.core.routing import RoutePlan
+from runtime.core import unanswered
 
 log = structlog.get_logger("switchboard.gateway")
 
@@ -177,11 +178,13 @@ class Gateway:
         try:
             routed = await self.router.execute(plan, request, deadline)
         except (AllProvidersFailed, ClientRequestError) as exc:
-            await self._finalize(self._row(plan, request, ctx, failed_outcome(exc), booked))
+            await self._finalize(self._row(plan, request, ctx, self._failed(request, exc), booked))
             raise
         r = routed.response
         outcome = Outcome(r.platform, r.model, r.usage, routed.cost_usd, "ok", routed.fallback_used,
                           routed.attempts, routed.latency_ms)
+        served = [(r.platform, r.model, r.unanswered)] if r.unanswered else []
+        outcome = self._charge_unanswered(outcome, request, unanswered.of_failures(routed.failures) + served)
         await self._finalize(self._row(plan, request, ctx, outcome, booked))
         if lookup is not None:
             await self._keep(lookup, r, routed.cost_usd)
@@ -296,7 +299,7 @@ class Gateway:
         try:
             routed = await self.router.stream(plan, request, deadline)
         except (AllProvidersFailed, ClientRequestError) as exc:
-            await self._finalize(self._row(plan, request, ctx, failed_outcome(exc), booked))
+            await self._finalize(self._row(plan, request, ctx, self._failed(request, exc), booked))
             raise
         if lookup is not None:
             routed.cache = "miss"
@@ -338,12 +341,24 @@ class Gateway:
                 "ok" if error_kind is None else "error", routed.fallback_used, routed.attempts,
                 (time.perf_counter() - started) * 1000.0, error_kind,
             )
+            outcome = self._charge_unanswered(outcome, request, unanswered.of_failures(routed.failures))
             await self._finalize(self._row(plan, request, ctx, outcome, booked))
             if lookup is not None and complete:
                 response = ChatResponse(text, usage, finish or "stop", routed.platform, routed.model.id,
                                         tool_calls=assemble_tool_calls(seen),
                                         reasoning="".join(e.text for e in seen if e.kind == "reasoning"))
                 await self._keep(lookup, response, outcome.cost_usd)
+
+    def _failed(self, request: ChatRequest, exc: AllProvidersFailed | ClientRequestError) -> Outcome:
+        return self._charge_unanswered(failed_outcome(exc), request, unanswered.of_error(exc))
+
+    def _charge_unanswered(self, outcome: Outcome, request: ChatRequest,
+                           attempts: list[unanswered.Unanswered]) -> Outcome:
+        """Attempts sent and never answered, charged at their worst case (runtime/core/unanswered.py)."""
+        if not attempts:
+            return outcome
+        extra = unanswered.worst_case_usd(self.catalog, request, attempts, self.config.server.default_max_tokens)
+        return replace(outcome, cost_usd=outcome.cost_usd + extra, status="unknown")
 
     def _identity(self, plan: RoutePlan, request: ChatRequest, ctx: CallContext, booked: Reservation) -> dict[str, Any]:
         return dict(
@@ -353,7 +368,7 @@ class Gateway:
         )
 
     def _row(self, plan: RoutePlan, request: ChatRequest, ctx: CallContext, o: Outcome, booked: Reservation):
-        if o.status in ("ok", "cached"):
+        if o.error_kind is None:  # served (`unknown`: served, with an unanswered attempt besides)
             self.metrics.upstream(o.platform, o.model, o.usage.input_tokens, o.usage.output_tokens,
                                   o.cost_usd, o.fallback_used)
         else:

@@ -42,6 +42,7 @@ class Failure:
     message: str
     status: int | None = None
     retry_after_s: float | None = None
+    unanswered: int = 0  # attempts sent and never answered: maybe billed (ProviderError.unanswered)
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,7 +100,8 @@ def skipped_failures(plan: RoutePlan) -> list[Failure]:
 
 
 def _failure(platform: str, model: str, error: ProviderError) -> Failure:
-    return Failure(platform, model, error.kind, error.message, error.status, error.retry_after_s)
+    return Failure(platform, model, error.kind, error.message, error.status, error.retry_after_s,
+                   error.unanswered)
 
 
 def _routed(plan: RoutePlan, step, result: ChatResponse, failures: list[Failure], attempts: int, started: float) -> RoutedResponse:

@@ -95,8 +95,9 @@ def test_a_refused_connection_is_a_connection_error():
         async with new_http_client() as client:
             await transport(client, f"http://127.0.0.1:{port}", "openai").complete(request("openai"), MODELS["openai"], 5.0)
 
-    with pytest.raises(UpstreamConnectionError):
+    with pytest.raises(UpstreamConnectionError) as refused:
         asyncio.run(scenario())
+    assert refused.value.unanswered == 0  # never sent: nothing the vendor could bill
 
 
 def test_a_silent_server_is_a_timeout():
@@ -111,8 +112,9 @@ def test_a_silent_server_is_a_timeout():
         finally:
             server.close()
 
-    with pytest.raises(UpstreamTimeoutError):
+    with pytest.raises(UpstreamTimeoutError) as timed_out:
         asyncio.run(scenario())
+    assert timed_out.value.unanswered == 1  # sent, never answered: maybe billed
 
 
 def test_a_server_closing_before_answering_is_a_connection_error():
@@ -129,8 +131,9 @@ def test_a_server_closing_before_answering_is_a_connection_error():
         finally:
             server.close()
 
-    with pytest.raises(UpstreamConnectionError):
+    with pytest.raises(UpstreamConnectionError) as hung_up:
         asyncio.run(scenario())
+    assert hung_up.value.unanswered == 1
 
 
 def test_a_connection_dropped_mid_stream_is_stream_cut_after_the_deltas_already_read():

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import pickle
 from dataclasses import replace
 
 from providers.actor import ProviderActor
@@ -23,6 +24,7 @@ from providers.types import (
     RateLimitedError,
     RateLimitRefusal,
     ServerError,
+    UpstreamTimeoutError,
     Usage,
 )
 from runtime.config import load_config
@@ -228,9 +230,11 @@ def test_a_dead_holders_slices_come_back_at_expiry_and_no_limit_is_exceeded():
         clock = FakeClock()
         cluster = Cluster(clock, rpm=20, tpm=None)
         dead = await cluster.holder("dead")
-        results = await asyncio.gather(*(call(dead, clock) for _ in range(30)))
+        results = await asyncio.gather(*(call(dead, clock) for _ in range(5)))
         served = sum(isinstance(r, ChatResponse) for r in results)
-        assert served >= 2
+        assert served == 5
+        leased = (await cluster.status())["leased"]
+        assert leased["holders"] == ["dead"] and leased["requests"] >= 1  # it dies holding a slice
         # the holder is killed here: it never returns its slice nor reports
         survivor = await cluster.holder("survivor")
         taken = 0
@@ -240,6 +244,7 @@ def test_a_dead_holders_slices_come_back_at_expiry_and_no_limit_is_exceeded():
             clock.advance(0.05)
         assert cluster.upstream.most_in_any_window() <= 20
         assert taken >= 20 - served  # what the dead holder had not used came back
+        assert "dead" not in (await cluster.status())["leased"]["holders"]  # forgotten, its charges expired
         clock.advance(WINDOW)
         late = await asyncio.gather(*(call(survivor, clock) for _ in range(10)))
         assert sum(isinstance(r, ChatResponse) for r in late) >= 1  # and the rest after its window
@@ -336,4 +341,21 @@ def test_usage_survives_a_renewal_that_is_lost():
         await a.renewer.tick()
         status = await cluster.status()
         assert status["limits"]["rpm"]["used"] == 5 and status["leased"]["requests"] == 0
+    run(main())
+
+
+def test_attempts_sent_and_never_answered_are_counted_through_retries_and_pickling():
+    """A read timeout then an answer: the answer says one attempt went unanswered (the gateway
+    charges it at its worst case); an error that crosses a process keeps the count."""
+    async def main():
+        clock = FakeClock()
+        cluster = Cluster(clock, rpm=20, tpm=None)
+        holder = await cluster.holder("one")
+        cluster.upstream.script = [UpstreamTimeoutError("timeout waiting for response", unanswered=1)]
+        answer = await holder.caller.complete(req(), clock.time() + 30, retry=True)
+        assert isinstance(answer, ChatResponse) and (answer.attempts, answer.unanswered) == (2, 1)
+        cluster.upstream.script = [UpstreamTimeoutError("timeout waiting for response", unanswered=1)] * 2
+        failed = await holder.caller.complete(req(), clock.time() + 30, retry=False)
+        assert isinstance(failed, UpstreamTimeoutError) and failed.unanswered == 1
+        assert pickle.loads(pickle.dumps(failed)).unanswered == 1
     run(main())

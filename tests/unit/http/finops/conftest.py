@@ -11,7 +11,7 @@ import pytest
 
 from providers.clock import FakeClock
 from providers.tokens import estimate_prompt_tokens
-from providers.types import ChatResponse, ServerError, Usage
+from providers.types import ChatResponse, ServerError, UpstreamTimeoutError, Usage
 from runtime.deployment import build_api
 from runtime.http.api import Services
 from runtime.http.auth import Authenticator, key_digest
@@ -30,13 +30,15 @@ NOON_2026_01_01 = 1_767_225_600.0 + 12 * 3600
 class BoundedPool:
     """Answers every call with the prompt estimate and the full max_tokens as usage (what a
     reservation covers). `on_call(platform, request)` runs before the answer, e.g. to look at
-    the ledger while the call is "in flight"; `fail` makes a platform answer a 500."""
+    the ledger while the call is "in flight"; `fail` makes a platform answer a 500, `time_out`
+    a read timeout (sent, never answered: the vendor may have billed it)."""
 
     def __init__(self, config: Config) -> None:
         self.catalog = config.catalog()
         self.calls: list[tuple[str, str, str]] = []
         self.on_call: Callable[[str, Any], Any] | None = None
         self.fail: set[str] = set()
+        self.time_out: set[str] = set()
 
     async def complete(self, platform: str, request, deadline: float, *, wait=False, retry=True):
         self.calls.append((platform, request.model, request.request_id))
@@ -45,6 +47,9 @@ class BoundedPool:
         await asyncio.sleep(0)  # let concurrent requests interleave
         if platform in self.fail:
             return ServerError("boom", platform=platform, model=request.model, status=500)
+        if platform in self.time_out:
+            return UpstreamTimeoutError("timeout waiting for response", platform=platform, model=request.model,
+                                        unanswered=1)
         spec = self.catalog.get(platform, request.model)
         usage = Usage(estimate_prompt_tokens(request.messages, spec), request.max_tokens or 1024)
         return ChatResponse("answer", usage, "stop", platform, request.model)

@@ -88,6 +88,54 @@ async def test_a_failed_call_is_finalized_at_zero_and_frees_its_reservation(h):
     assert await h.ledger.spend(Scope.user("carl"), h.clock.time()) == (0.0, 0.0)
 
 
+async def test_a_call_sent_and_never_answered_is_charged_at_its_worst_case_as_unknown(h):
+    """A read timeout: the vendor may have run (and billed) the call after we stopped waiting,
+    so the row is `unknown` and charged at the worst case of each such attempt, never at 0."""
+    key = (await h.new_key("eve", daily_budget_usd=1.0))["key"]
+    h.pool.time_out = set(CFG.platforms)
+    r = await h.route(key)
+    assert r.status_code in (502, 503, 504)
+    steps = [(p, m) for p, m, _ in h.pool.calls]
+    assert len(steps) == 3  # every step of the bulk chain was tried
+    row = await ledger_row(h, h.pool.calls[0][2])
+    worst = sum(worst_case(p, m, 1000) for p, m in steps)
+    assert row["status"] == "unknown" and row["estimated_cost"] == pytest.approx(worst * 1e9, abs=len(steps))
+    assert await h.ledger.spend(Scope.user("eve"), h.clock.time()) == (pytest.approx(worst), 0.0)
+
+
+async def test_an_answer_after_an_unanswered_attempt_adds_that_attempts_worst_case(h):
+    key = (await h.new_key("fay", daily_budget_usd=1.0))["key"]
+    head = CFG.chains["bulk"][0].platform
+    h.pool.time_out = {head}
+    r = await h.route(key)
+    assert r.status_code == 200
+    (p0, m0, request_id), (p1, m1, _) = h.pool.calls
+    row = await ledger_row(h, request_id)
+    expected = worst_case(p0, m0, 1000) + r.json()["cost_usd"]
+    assert row["status"] == "unknown" and row["platform"] == p1
+    assert row["estimated_cost"] == pytest.approx(expected * 1e9, abs=2)
+
+
+def worst_case(platform: str, model: str, max_tokens: int) -> float:
+    from providers.tokens import estimate_request_tokens
+    from providers.types import ChatRequest, Message
+
+    spec = CFG.catalog().get(platform, model)
+    request = ChatRequest((Message("user", "What is a CRDT?"),), max_tokens=max_tokens)
+    return spec.cost_usd(estimate_request_tokens(request, spec), max_tokens)
+
+
+async def ledger_row(h, request_id: str) -> dict:
+    import sqlite3
+
+    conn = sqlite3.connect(h.db_path)
+    conn.row_factory = sqlite3.Row
+    try:
+        return dict(conn.execute("SELECT * FROM agent_token_usage WHERE request_id = ?", (request_id,)).fetchone())
+    finally:
+        conn.close()
+
+
 async def test_streams_book_a_pending_row_and_finalize_it(h):
     key = (await h.new_key("dora", daily_budget_usd=1.0))["key"]
     seen = []
