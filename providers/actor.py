@@ -183,7 +183,8 @@ class ProviderActor:
         models = {}
         for model_id, guard in self.guards.items():
             requests, tokens = self.desks[model_id].outstanding(now)
-            models[model_id] = {**guard.status(), "leased": {"requests": requests, "tokens": tokens}}
+            models[model_id] = {**guard.status(), "leased": {
+                "requests": requests, "tokens": tokens, "holders": self.desks[model_id].holders(now)}}
         return {
             "platform": self.platform,
             "simulated": self.simulated,

@@ -124,6 +124,12 @@ class LeaseDesk:
         live = [l for l in self.loans.values() if l.granted_at + self.term_s > now]
         return sum(l.requests for l in live), sum(l.tokens for l in live)
 
+    def holders(self, now: float) -> list[str]:
+        """Who has slices out: not yet returned, nor forgotten (a holder silent for
+        FORGET_TERMS terms is taken for dead; its charges expire with their window)."""
+        horizon = now - FORGET_TERMS * self.term_s
+        return sorted({loan.holder for loan in self.loans.values() if loan.granted_at >= horizon})
+
     def apply(self, holder: str, report: ModelReport) -> Grant:
         """Take back, learn, then lend: the order a renewal is processed in."""
         now = self.clock.monotonic()

@@ -183,7 +183,7 @@ def start(
         prepared = prepare(settings, config, env, simulator.url if simulator else None)
         serve.start(http_options={"host": settings.host, "port": settings.port})
         serve.run(
-            GatewayDeployment.bind(prepared.boot), name=app_name, route_prefix=route_prefix,
+            GatewayDeployment.options(num_replicas=config.server.replicas).bind(prepared.boot), name=app_name, route_prefix=route_prefix,
             blocking=False,
         )
     except BaseException:

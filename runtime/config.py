@@ -53,6 +53,9 @@ class ServerSection(_Strict):
     # A key without budgets: its pending rows are made durable in the replica's own journal
     # (<data_dir>/journal) and reach the ledger in batches, not one awaited hop per request
     ledger_journal: bool = True
+    # ingress replicas of the embedded app (`switchboard serve`); `serve deploy` takes its
+    # deployment's num_replicas from the Serve config when that names one
+    replicas: int = Field(default=1, ge=1, le=64)
 
 
 class BudgetsSection(_Strict):

@@ -84,4 +84,4 @@ def build_with(args: Mapping[str, Any] | None, env: Mapping[str, str]) -> tuple[
         log.warning("platforms_without_api_key", platforms=missing,
                     hint="set their *_API_KEY on every node, or simulator_url for a trial")
     log.info("serve_app_built", namespace=settings.namespace, simulated=list(prepared.boot.simulated))
-    return GatewayDeployment.bind(prepared.boot), prepared
+    return GatewayDeployment.options(num_replicas=config.server.replicas).bind(prepared.boot), prepared
