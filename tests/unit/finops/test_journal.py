@@ -234,10 +234,16 @@ def final(n: int):
     return FinalRow(request_id=f"req-{n}", user_id="u1", created_at=1_767_225_605.0, cost_usd=0.00002)
 
 
-async def test_a_call_that_ends_within_the_hold_sends_the_ledger_its_final_row_alone(tmp_path):
+def holding_client(tmp_path, hold_s: float):  # type: ignore[no-untyped-def]
+    """A journaling client that holds pending rows `hold_s` for their final row, on a ticking clock."""
     ledger, clock = FakeLedger(), Ticking()
     client = RayLedgerClient(ledger, journal=Journal(tmp_path, "replica-a"), timeout_s=1, attempts=1,
-                             hold_s=1.0, monotonic=clock)
+                             hold_s=hold_s, monotonic=clock)
+    return ledger, clock, client
+
+
+async def test_a_call_that_ends_within_the_hold_sends_the_ledger_its_final_row_alone(tmp_path):
+    ledger, clock, client = holding_client(tmp_path, hold_s=1.0)
     await client.admit_and_open_pending(row(7), [])
     await client._rows.flush()  # whatever was queued has gone: the pending row was held back
     assert ledger.opened == [] and ledger.finals == [] and client.journal.unacked == 1
@@ -249,9 +255,7 @@ async def test_a_call_that_ends_within_the_hold_sends_the_ledger_its_final_row_a
 
 
 async def test_a_pending_row_held_past_the_hold_is_sent_by_the_next_admission_or_the_tend(tmp_path):
-    ledger, clock = FakeLedger(), Ticking()
-    client = RayLedgerClient(ledger, journal=Journal(tmp_path, "replica-a"), timeout_s=1, attempts=1,
-                             hold_s=1.0, monotonic=clock)
+    ledger, clock, client = holding_client(tmp_path, hold_s=1.0)
     await client.admit_and_open_pending(row(8), [])
     clock.now += 1.5
     await client.admit_and_open_pending(row(9), [])  # req-8 is now older than the hold
@@ -268,9 +272,7 @@ async def test_a_pending_row_held_past_the_hold_is_sent_by_the_next_admission_or
 
 
 async def test_flush_sends_held_pending_rows_so_reports_see_calls_in_flight(tmp_path):
-    ledger, clock = FakeLedger(), Ticking()
-    client = RayLedgerClient(ledger, journal=Journal(tmp_path, "replica-a"), timeout_s=1, attempts=1,
-                             hold_s=60.0, monotonic=clock)
+    ledger, clock, client = holding_client(tmp_path, hold_s=60.0)
     await client.admit_and_open_pending(row(10), [])
     await client.flush()
     assert ledger.opened == ["req-10"]
