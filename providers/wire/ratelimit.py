@@ -100,6 +100,8 @@ def retry_after_from_body(body_text: str) -> float | None:
 def parse_rate_limit_headers(headers: Mapping[str, str], now_wall: float) -> RateLimitInfo | None:
     """Limits from OpenAI/Groq, Anthropic or OpenRouter headers; None when there are none."""
     h = _lower(headers)
+    if not any("ratelimit" in name for name in h):  # every style's names have it
+        return None
     for parse in (_openai_style, _anthropic_style, _openrouter_style):
         info = parse(h, now_wall)
         if info != RateLimitInfo():
