@@ -16,7 +16,7 @@ from runtime.http.auth import Authenticator
 from runtime.config import load_config
 from runtime.http.idempotency.actor import open_idempotency_store
 from runtime.http.key_rate import open_key_rate
-from runtime.logs import configure_logging
+from runtime.logs import configure_logging, flush_logs
 from runtime.metrics import BufferedMetrics, GatewayMetrics, flush_forever
 from runtime.http.schemas import Health
 from agents.coordinator import lookup_coordinator
@@ -59,7 +59,7 @@ class GatewayDeployment:
         self.coordinator = await lookup_coordinator(boot.namespace)
         # JSON lines, redacted (runtime/logs.py), on the process's own stderr: Serve's
         # throughput mode swaps sys.stderr for a shim that turns each line into a log record
-        configure_logging(stream=sys.__stderr__)
+        configure_logging(stream=sys.__stderr__, buffered=True)
         shared = {"redis_url": boot.redis_url, "ray_namespace": boot.namespace}
         self.idempotency = await open_idempotency_store(**shared)
         self.key_rate = await open_key_rate(**shared)
@@ -78,6 +78,7 @@ class GatewayDeployment:
         gateway = getattr(self, "gateway", None)
         if gateway is not None:
             await gateway.router.pool.close()
+        flush_logs()
 
     def __serve_build_asgi_app__(self):
         return build_api(

@@ -4,14 +4,21 @@ Provider keys must never reach a log line: header values (`Authorization`, `x-ap
 `x-goog-api-key`), anything shaped like a vendor key (`sk-…`, `sk-ant-…`, `gsk_…`, `AIza…`), and
 every key value the operator configured are replaced by `[REDACTED]`, recursively, in every event.
 Request ids are bound with `structlog.contextvars` and passed explicitly across actor hops.
+
+A replica writes its lines through a `LineBuffer` (`configure_logging(buffered=True)`): INFO lines
+(one per request) wait in memory and go out together every `every_s` or `max_bytes`, one write
+instead of one write+flush per request; a WARNING or worse writes everything held at once, so a
+failing process's last words are never held back.
 """
 from __future__ import annotations
 
+import atexit
 import logging
 import os
 import re
 import sys
-from typing import Any, Iterable, Mapping
+import threading
+from typing import Any, Callable, Iterable, Mapping, TextIO
 
 import structlog
 
@@ -57,9 +64,95 @@ class Redactor:
         return {k: self.value(v, k) for k, v in event_dict.items()}
 
 
-def configure_logging(level: str = "INFO", stream=None, secrets: Iterable[str] | None = None) -> Redactor:
-    """JSON lines on stderr (or `stream`), redacted. Idempotent."""
+class LineBuffer:
+    """Rendered lines held until `flush()` (or until they pass `max_bytes`), then written in one
+    write and one flush, in the order they came, from any thread."""
+
+    def __init__(self, stream: TextIO, max_bytes: int = 64 * 1024) -> None:
+        self.stream = stream
+        self.max_bytes = max_bytes
+        self._lines: list[str] = []
+        self._size = 0
+        self._lock = threading.Lock()
+
+    def add(self, line: str, urgent: bool = False) -> None:
+        with self._lock:
+            self._lines.append(line)
+            self._size += len(line)
+            if urgent or self._size >= self.max_bytes:
+                self._write()
+
+    def flush(self) -> None:
+        with self._lock:
+            self._write()
+
+    def _write(self) -> None:
+        if self._lines:
+            text, self._lines, self._size = "".join(self._lines), [], 0
+            self.stream.write(text)
+            self.stream.flush()
+
+
+class BufferedLogger:
+    """structlog's logger over a LineBuffer: debug/info wait, warning and worse go out at once."""
+
+    def __init__(self, buffer: LineBuffer) -> None:
+        self.buffer = buffer
+
+    def msg(self, message: str) -> None:
+        self.buffer.add(message + "\n")
+
+    def urgent(self, message: str) -> None:
+        self.buffer.add(message + "\n", urgent=True)
+
+    debug = info = msg
+    warning = warn = error = err = critical = fatal = exception = failure = urgent
+
+
+def flush_every(buffer: LineBuffer, every_s: float, wait: Callable[[float], bool]) -> threading.Thread:
+    """A daemon thread that flushes `buffer` each time `wait(every_s)` returns False (True: stop)."""
+    def run() -> None:
+        while not wait(every_s):
+            buffer.flush()
+        buffer.flush()
+
+    thread = threading.Thread(target=run, name="switchboard-log-flush", daemon=True)
+    thread.start()
+    return thread
+
+
+_buffered: LineBuffer | None = None
+
+
+def _line_buffer(stream: TextIO, every_s: float) -> LineBuffer:
+    """The process's one buffer (and its flusher); configuring again keeps it."""
+    global _buffered
+    if _buffered is None or _buffered.stream is not stream:
+        if _buffered is not None:
+            _buffered.flush()
+        _buffered = LineBuffer(stream)
+        flush_every(_buffered, every_s, threading.Event().wait)
+        atexit.register(_buffered.flush)
+    return _buffered
+
+
+def flush_logs() -> None:
+    """Write what the process's buffer holds (a replica calls this when it stops)."""
+    if _buffered is not None:
+        _buffered.flush()
+
+
+def configure_logging(level: str = "INFO", stream=None, secrets: Iterable[str] | None = None,
+                      buffered: bool = False, every_s: float = 0.2) -> Redactor:
+    """JSON lines on stderr (or `stream`), redacted; `buffered`: INFO lines written together
+    every `every_s` (see the module docstring). Idempotent."""
     redactor = Redactor(configured_secrets() if secrets is None else secrets)
+    out = stream or sys.stderr
+    if buffered:
+        shared = BufferedLogger(_line_buffer(out, every_s))
+        factory: Callable[..., Any] = lambda *_args: shared  # noqa: E731
+    else:
+        factory = structlog.WriteLoggerFactory(out)  # not print(): Serve replaces it
     structlog.configure(
         processors=[
             structlog.contextvars.merge_contextvars,
@@ -70,7 +163,7 @@ def configure_logging(level: str = "INFO", stream=None, secrets: Iterable[str] |
             structlog.processors.JSONRenderer(),
         ],
         wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level)),
-        logger_factory=structlog.WriteLoggerFactory(stream or sys.stderr),  # not print(): Serve replaces it
+        logger_factory=factory,
         cache_logger_on_first_use=False,
     )
     return redactor

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 import uuid
 from pathlib import Path
 
@@ -219,7 +220,10 @@ def test_canary_key_never_leaks(app, canary_sim):
     assert any(r["platform"] == "openai" and r["status"] == 401 for r in rows)  # refused upstream
     assert streamed.status_code >= 200 and ws_done["type"] in ("done", "error")
 
-    logs = _log_text()
+    logs, give_up = _log_text(), time.monotonic() + 10
+    while routed.json()["request_id"] not in logs and time.monotonic() < give_up:
+        time.sleep(0.1)  # replicas write request lines every 0.2 s (runtime/logs.py LineBuffer)
+        logs = _log_text()
     assert routed.json()["request_id"] in logs  # the grep below reads the replica's log lines
     ledger = b"".join(p.read_bytes() for p in Path(app.settings.data_dir).rglob("*") if p.is_file())
     assert ledger  # the SQLite file (and its WAL) exist

@@ -31,3 +31,58 @@ def test_json_lines_end_to_end():
     get_logger().info("request", request_id="req_1", detail="echo canary-key-value-42")
     line = json.loads(out.getvalue().strip().splitlines()[-1])
     assert line["request_id"] == "req_1" and "canary-key-value-42" not in out.getvalue()
+
+
+def test_a_line_buffer_holds_info_lines_and_writes_them_in_order_with_the_first_urgent_one():
+    from runtime.logs import LineBuffer
+
+    out = io.StringIO()
+    buffer = LineBuffer(out, max_bytes=1000)
+    buffer.add("a\n")
+    buffer.add("b\n")
+    assert out.getvalue() == ""  # held
+    buffer.add("boom\n", urgent=True)
+    assert out.getvalue() == "a\nb\nboom\n"
+    buffer.add("c\n")
+    buffer.flush()
+    assert out.getvalue().endswith("boom\nc\n")
+    buffer.add("x" * 1000 + "\n")  # past max_bytes: written at once
+    assert out.getvalue().endswith("x\n")
+
+
+def test_the_flusher_flushes_each_interval_and_once_more_when_stopped():
+    from runtime.logs import LineBuffer, flush_every
+
+    out = io.StringIO()
+    buffer = LineBuffer(out)
+    seen: list[str] = []
+
+    def wait(every_s: float) -> bool:  # the injected wait: one tick, a line, then stop
+        seen.append(out.getvalue())
+        if len(seen) == 1:
+            buffer.add("first\n")
+            return False
+        buffer.add("last\n")
+        return True
+
+    flush_every(buffer, 0.2, wait).join(5)
+    assert seen == ["", "first\n"] and out.getvalue() == "first\nlast\n"
+
+
+def test_buffered_logging_holds_info_lines_but_not_errors():
+    from runtime.logs import flush_logs
+
+    out = io.StringIO()
+    try:
+        configure_logging(stream=out, secrets=["canary-key-buffered-7"], buffered=True, every_s=3600)
+        get_logger().info("request", request_id="req_2", detail="canary-key-buffered-7")
+        assert out.getvalue() == ""
+        get_logger().error("upstream_failed", request_id="req_3")
+        first, second = [json.loads(line) for line in out.getvalue().splitlines()]
+        assert (first["request_id"], second["request_id"]) == ("req_2", "req_3")
+        assert "canary-key-buffered-7" not in out.getvalue()
+        get_logger().info("request", request_id="req_4")
+        flush_logs()
+        assert json.loads(out.getvalue().splitlines()[-1])["request_id"] == "req_4"
+    finally:
+        configure_logging(stream=io.StringIO())
