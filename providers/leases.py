@@ -21,7 +21,10 @@ gives its probe permit to exactly one caller cluster-wide.
 from __future__ import annotations
 
 import math
+import os
 import random
+import socket
+import uuid
 from dataclasses import dataclass, field
 from itertools import count
 from typing import Iterator, Literal
@@ -92,6 +95,11 @@ class Renewal:
 class RenewalAnswer:
     grants: tuple[Grant, ...]
     disabled: ProviderError | None  # the platform's key state, as the owner knows it
+
+
+def holder_name() -> str:
+    """Who holds slices: this host and process, and a nonce (a restarted process is a new holder)."""
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
 
 def lease_ids() -> Iterator[int]:

@@ -67,7 +67,7 @@ class GatewayDeployment:
     async def __del__(self) -> None:
         """Serve calls this when the replica stops: rows still queued go to the ledger (the
         journal keeps what it has not taken), leased slices go back to their actors, buffered
-        metrics go out."""
+        metrics and log lines go out."""
         flusher = getattr(self, "_metrics_flusher", None)
         if flusher is not None:
             flusher.cancel()
@@ -78,6 +78,9 @@ class GatewayDeployment:
         gateway = getattr(self, "gateway", None)
         if gateway is not None:
             await gateway.router.pool.close()
+        close_key_rate = getattr(getattr(self, "key_rate", None), "close", None)
+        if close_key_rate is not None:  # leased key slices go back; Redis closes its pool
+            await close_key_rate()
         flush_logs()
 
     def __serve_build_asgi_app__(self):

@@ -5,9 +5,6 @@ call through the actor (`protection.leases: false`)."""
 from __future__ import annotations
 
 import asyncio
-import os
-import socket
-import uuid
 from typing import Any
 
 import ray
@@ -17,7 +14,7 @@ from providers.caller import PlatformCaller
 from providers.clock import SYSTEM_CLOCK, Clock
 from providers.lease_holder import Renewer
 from providers.leased_platform import leased_platform
-from providers.leases import Renewal, RenewalAnswer
+from providers.leases import Renewal, RenewalAnswer, holder_name
 from providers.settings import PlatformSettings
 from providers.types import (
     ChatRequest,
@@ -85,10 +82,6 @@ class ActorDesk:
                      headers: RateLimitInfo | None, cool_for_s: float | None) -> None:
         await asyncio.wait_for(
             self._handle.settle_one.remote(admission_id, outcome, used_tokens, headers, cool_for_s), self._timeout_s)
-
-
-def holder_name() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
 
 class LeasedProviderPool:

@@ -23,7 +23,8 @@ from runtime.metrics import Metrics, NullMetrics
 from runtime.core.router import Router
 from runtime.cache.semantic import SemanticCache
 from runtime.finops.journal import Journal
-from runtime.provider_pool import LeasedProviderPool, RayProviderPool, holder_name
+from providers.leases import holder_name
+from runtime.provider_pool import LeasedProviderPool, RayProviderPool
 
 __all__ = ["BootInfo", "Handles", "LeasedProviderPool", "RayProviderPool", "build_gateway", "lookup_actors",
            "open_ledger_client", "open_provider_pool", "open_response_cache"]

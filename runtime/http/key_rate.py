@@ -3,7 +3,8 @@
 A key's `rpm` (on its Principal; None = unlimited) is checked right after authentication, in
 every replica against ONE shared window: Redis (a sorted-set sliding log, checked and charged in
 one Lua script) when REDIS_URL is set, else one named `KeyRateActor` whose windows are
-providers/limits.py `LimitState`s (the exact sliding log the provider limits use). Over the
+providers/limits.py `LimitState`s (the exact sliding log the provider limits use), which
+replicas admit against by lease (runtime/http/key_leases.py: one hop per slice, not per request). Over the
 limit → 429 `rate_limited` with Retry-After = when the oldest request in the window expires.
 
 If the shared store cannot be reached the request is let through and a warning is logged: a
@@ -19,9 +20,11 @@ from typing import Any, Protocol
 import structlog
 
 from providers.clock import SYSTEM_CLOCK, Clock
-from providers.limits import MINUTE_S, Limits, LimitState
-from runtime.http.errors import ApiError
+from providers.leases import holder_name
+from providers.limits import MINUTE_S
 from providers.named_actor import named_actor_options
+from runtime.http.errors import ApiError
+from runtime.http.key_leases import ActorKeyDesk, KeyLeaseDesk, KeySlice, LeasedKeyRate
 
 ACTOR_NAME = "key_rate"
 log = structlog.get_logger("switchboard.key_rate")
@@ -34,18 +37,19 @@ class KeyRateLimiter(Protocol):
 
 @dataclass
 class MemoryKeyRate:
-    """One `LimitState` (requests/minute only) per key, on the injected clock."""
+    """One `LimitState` (requests/minute only) per key, on the injected clock; the windows
+    are the ones its `desk` lends slices of (runtime/http/key_leases.py)."""
 
     clock: Clock = SYSTEM_CLOCK
-    _states: dict[str, LimitState] = field(default_factory=dict)
+    desk: KeyLeaseDesk = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.desk = KeyLeaseDesk(self.clock)
 
     async def admit(self, key_id: str, rpm: int) -> float | None:
         if rpm <= 0:
             raise ValueError("rpm must be > 0")
-        state = self._states.get(key_id)
-        if state is None or state.limits.rpm != rpm:  # a changed limit starts a fresh window
-            state = LimitState(Limits(rpm=rpm), clock=self.clock, guard_s=0.0)
-            self._states[key_id] = state
+        state = self.desk.state(key_id, rpm)
         now = self.clock.monotonic()
         reservation = state.try_acquire(0, now)
         if reservation is not None:
@@ -102,28 +106,29 @@ class KeyRateActor(MemoryKeyRate):
     async def ready(self) -> bool:
         return True
 
+    async def lend_key(self, key_id: str, rpm: int, holder: str, want: int,
+                       returned: list[tuple[int, int]]) -> KeySlice:
+        self.desk.give_back(returned)
+        return self.desk.lend(key_id, rpm, holder, want)
+
+    async def give_back_keys(self, returned: list[tuple[int, int]]) -> None:
+        self.desk.give_back(returned)
+
 
 def key_rate_actor_options(namespace: str, name: str = ACTOR_NAME) -> dict[str, Any]:
     return named_actor_options(name, namespace, get_if_exists=True)
 
 
-class ActorKeyRate:
-    def __init__(self, handle: Any) -> None:
-        self._actor = handle
-
-    async def admit(self, key_id: str, rpm: int) -> float | None:
-        return await self._actor.admit.remote(key_id, rpm)
-
-
 async def open_key_rate(*, redis_url: str | None, ray_namespace: str, name: str = ACTOR_NAME) -> KeyRateLimiter:
-    """Redis when REDIS_URL is set, else the named KeyRateActor (created if missing)."""
+    """Redis when REDIS_URL is set, else slices leased from the named KeyRateActor (created if
+    missing)."""
     if redis_url:
         return RedisKeyRate.from_url(redis_url)
     import ray
 
     handle = ray.remote(KeyRateActor).options(**key_rate_actor_options(ray_namespace, name)).remote()
     await handle.ready.remote()
-    return ActorKeyRate(handle)
+    return LeasedKeyRate(ActorKeyDesk(handle), holder_name())
 
 
 async def enforce(limiter: KeyRateLimiter | None, principal: Any) -> None:

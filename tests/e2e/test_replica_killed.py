@@ -51,7 +51,7 @@ def replica_pids() -> set[int]:
 
 
 def holder_pid(holder: str) -> int:
-    return int(holder.split(":")[1])  # runtime/provider_pool.holder_name: host:pid:nonce
+    return int(holder.split(":")[1])  # providers/leases.holder_name: host:pid:nonce
 
 
 def eventually(condition, timeout_s: float, what: str, every_s: float = 0.1):  # type: ignore[no-untyped-def]
