@@ -27,7 +27,7 @@ from providers.transport import Transport, new_http_client
 from providers.types import BadRequestError, ChatRequest, ChatResponse, ProviderError, Refusal
 from providers.wire.base import Endpoint
 from providers.wire.ratelimit import RateLimitInfo
-from providers.named_actor import named_actor_options
+from providers.named_actor import HIGH_RATE, named_actor_options
 
 __all__ = ["ProviderActor", "bind_request", "lease_term_s", "provider_actor_name", "provider_actor_options"]
 
@@ -40,7 +40,7 @@ def provider_actor_name(platform: str) -> str:
 
 
 def provider_actor_options(platform: str, namespace: str) -> dict[str, Any]:
-    return named_actor_options(provider_actor_name(platform), namespace)
+    return named_actor_options(provider_actor_name(platform), namespace, **HIGH_RATE)
 
 
 def _was_restarted() -> bool:

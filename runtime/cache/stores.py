@@ -22,7 +22,7 @@ from typing import Any, Protocol
 
 from providers.clock import SYSTEM_CLOCK, Clock
 from runtime.cache.entries import CachedAnswer, CacheStats, LRUCache
-from providers.named_actor import named_actor_options
+from providers.named_actor import HIGH_RATE, named_actor_options
 
 DEFAULT_MAX_ENTRIES = 100_000
 DEFAULT_MAX_VECTORS = 100_000
@@ -298,7 +298,7 @@ class CacheActor(MemoryStore):
 
 
 def cache_actor_options(namespace: str, name: str = CACHE_ACTOR_NAME) -> dict[str, Any]:
-    return named_actor_options(name, namespace, get_if_exists=True)
+    return named_actor_options(name, namespace, get_if_exists=True, **HIGH_RATE)
 
 
 class ActorStore:

@@ -31,7 +31,7 @@ from runtime.finops.ledger_store import FinalRow, LedgerStore, PendingRow, Write
 from runtime.finops.reports import (
     AgentCost, ConversationCost, DayCost, LatencyReport, Summary, UserCost,
 )
-from providers.named_actor import named_actor_options
+from providers.named_actor import HIGH_RATE, named_actor_options
 
 log = structlog.get_logger("switchboard.ledger")
 
@@ -40,7 +40,7 @@ DRAIN_ON_EXIT_TIMEOUT_S = 10.0
 
 
 def ledger_actor_options(name: str = DEFAULT_ACTOR_NAME, namespace: str | None = None) -> dict[str, Any]:
-    return named_actor_options(name, namespace)  # an admission is not idempotent: never replayed
+    return named_actor_options(name, namespace, **HIGH_RATE)  # an admission is not idempotent: never replayed
 
 
 class AlertNotifier:

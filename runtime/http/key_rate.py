@@ -22,7 +22,7 @@ import structlog
 from providers.clock import SYSTEM_CLOCK, Clock
 from providers.leases import holder_name
 from providers.limits import MINUTE_S
-from providers.named_actor import named_actor_options
+from providers.named_actor import HIGH_RATE, named_actor_options
 from runtime.http.errors import ApiError
 from runtime.http.key_leases import ActorKeyDesk, KeyLeaseDesk, KeySlice, LeasedKeyRate
 
@@ -116,7 +116,7 @@ class KeyRateActor(MemoryKeyRate):
 
 
 def key_rate_actor_options(namespace: str, name: str = ACTOR_NAME) -> dict[str, Any]:
-    return named_actor_options(name, namespace, get_if_exists=True)
+    return named_actor_options(name, namespace, get_if_exists=True, **HIGH_RATE)
 
 
 async def open_key_rate(*, redis_url: str | None, ray_namespace: str, name: str = ACTOR_NAME) -> KeyRateLimiter:

@@ -11,7 +11,7 @@ from typing import Any
 from runtime.http.idempotency.store import (
     Decision, IdempotencyStore, MemoryIdempotencyStore, RedisIdempotencyStore, StoredResponse,
 )
-from providers.named_actor import named_actor_options
+from providers.named_actor import HIGH_RATE, named_actor_options
 
 ACTOR_NAME = "idempotency"
 
@@ -40,7 +40,7 @@ class IdempotencyActor:
 
 
 def idempotency_actor_options(namespace: str, name: str = ACTOR_NAME) -> dict[str, Any]:
-    return named_actor_options(name, namespace, get_if_exists=True)  # begin is not idempotent
+    return named_actor_options(name, namespace, get_if_exists=True, **HIGH_RATE)  # begin is not idempotent
 
 
 class ActorIdempotencyStore:
