@@ -164,8 +164,10 @@ def switchboard(upstream: Child, config: Path, root: Path, tag: str, replicas: i
                              config, mode=MODE, replicas=replicas, tag=tag, root=root)
 
 
-def write_config(name: str, **protection: Any) -> Path:
-    data = bench_config_data()
+def write_config(name: str, source: Path | None = None, **protection: Any) -> Path:
+    """The bench's config from `source` (default: this tree's switchboard.yaml; the before
+    tree's own, whose strict schema may not know this tree's newer fields)."""
+    data = bench_config_data(source) if source is not None else bench_config_data()
     data.setdefault("protection", {}).update(protection)
     path = OUT / f"{name}.yaml"
     path.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
@@ -253,7 +255,7 @@ def run(duration_s: float, before_ref: str | None, litellm: bool, exact: bool = 
         trees = ([("before", lambda: before_tree(before_ref))] if before_ref else []) + [("after", lambda: ROOT)]
         for label, tree in trees:
             phase(res, f"switchboard_{label}", lambda label=label, tree=tree: _on(
-                switchboard(upstream, config, tree(), f"-{label}"),
+                switchboard(upstream, write_config(f"hotpath-{label}", tree() / "switchboard.yaml"), tree(), f"-{label}"),
                 lambda sb: _measure_switchboard(sb, label, duration_s, body)))
         if litellm:
             phase(res, "litellm_proxy", lambda: _litellm(upstream, duration_s))
