@@ -153,11 +153,14 @@ SQL_UPSERT_FINAL = (
         for c in _UPDATABLE
     )
 )
+#: a call succeeded: `ok` and `cached` rows, and `unknown` ones without an error kind (served
+#: after an attempt that went unanswered: runtime/core/unanswered.py)
 SQL_METRICS_FROM_USAGE = """
 INSERT INTO ai_metrics (request_id, user_id, endpoint, platform, model, latency_ms, tokens_input,
                         tokens_output, cost, success, error_kind, created_at)
 SELECT request_id, user_id, endpoint, platform, model, latency_ms, input_tokens, output_tokens,
-       estimated_cost, status IN ('ok', 'cached'), :error_kind, created_at
+       estimated_cost, status IN ('ok', 'cached') OR (status = 'unknown' AND :error_kind IS NULL),
+       :error_kind, created_at
 FROM agent_token_usage WHERE request_id = :request_id
 ON CONFLICT (request_id) DO UPDATE SET
     user_id = excluded.user_id, endpoint = excluded.endpoint, platform = excluded.platform,

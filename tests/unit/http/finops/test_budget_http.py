@@ -101,6 +101,7 @@ async def test_a_call_sent_and_never_answered_is_charged_at_its_worst_case_as_un
     worst = sum(worst_case(p, m, 1000) for p, m in steps)
     assert row["status"] == "unknown" and row["estimated_cost"] == pytest.approx(worst * 1e9, abs=len(steps))
     assert await h.ledger.spend(Scope.user("eve"), h.clock.time()) == (pytest.approx(worst), 0.0)
+    assert (await ledger_row(h, h.pool.calls[0][2], "ai_metrics"))["success"] == 0
 
 
 async def test_an_answer_after_an_unanswered_attempt_adds_that_attempts_worst_case(h):
@@ -114,6 +115,7 @@ async def test_an_answer_after_an_unanswered_attempt_adds_that_attempts_worst_ca
     expected = worst_case(p0, m0, 1000) + r.json()["cost_usd"]
     assert row["status"] == "unknown" and row["platform"] == p1
     assert row["estimated_cost"] == pytest.approx(expected * 1e9, abs=2)
+    assert (await ledger_row(h, request_id, "ai_metrics"))["success"] == 1  # served: a success
 
 
 def worst_case(platform: str, model: str, max_tokens: int) -> float:
@@ -125,13 +127,14 @@ def worst_case(platform: str, model: str, max_tokens: int) -> float:
     return spec.cost_usd(estimate_request_tokens(request, spec), max_tokens)
 
 
-async def ledger_row(h, request_id: str) -> dict:
+async def ledger_row(h, request_id: str, table: str = "agent_token_usage") -> dict:
     import sqlite3
 
+    assert table in ("agent_token_usage", "ai_metrics")
     conn = sqlite3.connect(h.db_path)
     conn.row_factory = sqlite3.Row
     try:
-        return dict(conn.execute("SELECT * FROM agent_token_usage WHERE request_id = ?", (request_id,)).fetchone())
+        return dict(conn.execute(f"SELECT * FROM {table} WHERE request_id = ?", (request_id,)).fetchone())
     finally:
         conn.close()
 
