@@ -208,7 +208,6 @@ class LeasedKeyRate:
                 self._spent.extend(returned)
                 raise
 
-
     async def _tend_forever(self) -> None:
         assert self._tend_every_s is not None
         while True:
