@@ -27,7 +27,7 @@ import socket
 import uuid
 from dataclasses import dataclass, field
 from itertools import count
-from typing import Iterator, Literal
+from typing import Any, Iterator, Literal
 
 from providers.breaker import Outcome, Permit
 from providers.clock import Clock
@@ -196,21 +196,33 @@ class LeaseDesk:
             breaker.record(Permit(0, epoch, probe=False), outcome, now)
 
     def _forget_lost(self, now: float) -> None:
-        horizon = now - FORGET_TERMS * self.term_s
-        for lease_id in [i for i, loan in self.loans.items() if loan.granted_at < horizon]:
-            del self.loans[lease_id]
+        forget_lost(self.loans, now, self.term_s)
 
     def _fair_share(self, holder: str, now: float) -> int | None:
         """With several holders active, none gets more than limit / holders per term."""
-        horizon = now - ACTIVE_TERMS * self.term_s
-        for name, at in list(self._active.items()):
-            if at < horizon:
-                del self._active[name]
-        holders = len(self._active.keys() | {holder})
+        holders = active_holders(self._active, holder, now, self.term_s)
         rpm = self.guard.limits.headroom(now)["rpm"]["limit"]
         if holders <= 1 or rpm is None:
             return None
         return max(1, int(rpm) // holders)
+
+
+def forget_lost(loans: dict[int, Any], now: float, term_s: float) -> None:
+    """Drop the loans (anything with `granted_at`) not back after FORGET_TERMS terms: their
+    holder is taken for dead; their charges stay and expire with their window."""
+    horizon = now - FORGET_TERMS * term_s
+    for lease_id in [i for i, loan in loans.items() if loan.granted_at < horizon]:
+        del loans[lease_id]
+
+
+def active_holders(active: dict[str, float], holder: str, now: float, term_s: float) -> int:
+    """Note `holder`'s ask in `active` (holder -> last ask) and count the holders that asked
+    within ACTIVE_TERMS terms (it among them)."""
+    active[holder] = now
+    horizon = now - ACTIVE_TERMS * term_s
+    for name in [n for n, at in active.items() if at < horizon]:
+        del active[name]
+    return len(active)
 
 
 def _smallest(*values: int | None) -> int:

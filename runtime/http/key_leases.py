@@ -24,7 +24,7 @@ from typing import Any, Iterator, Protocol, Sequence
 import structlog
 
 from providers.clock import SYSTEM_CLOCK, Clock
-from providers.leases import ACTIVE_TERMS, FORGET_TERMS, lease_ids
+from providers.leases import active_holders, forget_lost, lease_ids
 from providers.limits import Limits, LimitState, Reservation
 
 TERM_S = 1.0
@@ -81,10 +81,11 @@ class KeyLeaseDesk:
         if rpm <= 0 or want <= 0:
             raise ValueError("rpm and want must be > 0")
         now = self.clock.monotonic()
-        self._forget_lost(now)
+        forget_lost(self.loans, now, self.term_s)
         state = self.state(key_id, rpm)
         free, _ = state.free(now)
-        requests = min(want, free if free is not None else want, self._fair_share(key_id, holder, rpm, now))
+        share = max(1, rpm // active_holders(self._active.setdefault(key_id, {}), holder, now, self.term_s))
+        requests = min(want, free if free is not None else want, share)
         if requests >= 1:
             reservation = state.try_lease(requests, 0, now, self.term_s)
             if reservation is not None:
@@ -93,19 +94,6 @@ class KeyLeaseDesk:
                 return KeySlice(lease_id, requests, self.term_s)
         until = state.when_available(0, now)
         return KeySlice(retry_after_s=None if math.isinf(until) else max(until - now, 0.0), term_s=self.term_s)
-
-    def _fair_share(self, key_id: str, holder: str, rpm: int, now: float) -> int:
-        active = self._active.setdefault(key_id, {})
-        active[holder] = now
-        horizon = now - ACTIVE_TERMS * self.term_s
-        for name in [n for n, at in active.items() if at < horizon]:
-            del active[name]
-        return max(1, rpm // len(active))
-
-    def _forget_lost(self, now: float) -> None:
-        horizon = now - FORGET_TERMS * self.term_s
-        for lease_id in [i for i, loan in self.loans.items() if loan.granted_at < horizon]:
-            del self.loans[lease_id]
 
 
 class KeyDesk(Protocol):
