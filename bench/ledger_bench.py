@@ -8,7 +8,10 @@ checked against a per-key daily budget; the latency measured here is what a requ
 its provider call), then `finalize` (the upsert with the real cost). Rows/s counts finalized
 requests. In-process numbers are the LedgerStore alone (group commit + fsync); `--ray` adds the
 same through a LedgerActor and the replica's RayLedgerClient (one actor hop each way, ~1.5 ms on
-this kind of machine). Prints a table and writes bench/out/ledger.json. Not part of the tests.
+this kind of machine). `--id-kinds` measures the ledger's CPU per final row as the replicas send
+them (batches of `--batch` into a ledger already holding `--prefill` rows) with random (UUIDv4)
+and time-ordered (UUIDv7, what the gateway mints) request ids, side by side. Prints tables and
+writes bench/out/ledger.json. Not part of the tests.
 """
 from __future__ import annotations
 
@@ -23,6 +26,7 @@ import uuid
 from pathlib import Path
 from typing import Any, Awaitable, Callable
 
+from providers.request_ids import new_request_id
 from runtime.finops.budget import Budget, Scope
 from runtime.finops.ledger_store import FinalRow, LedgerStore, PendingRow
 from runtime.finops.reports import nearest_rank
@@ -39,7 +43,7 @@ class Port:
 
 
 async def one_request(port: Port, key_id: str, budget: Budget) -> float:
-    rid = "bench-" + uuid.uuid4().hex
+    rid = new_request_id()
     now = time.time()
     pending = PendingRow(request_id=rid, user_id="bench", key_id=key_id, created_at=now,
                          platform="gemini", model="gemini-2.5-flash-lite", input_tokens=40,
@@ -117,6 +121,58 @@ def bench_ray(db_path: str, levels: list[int], seconds: float) -> list[dict[str,
     return rows
 
 
+ID_KINDS: dict[str, Callable[[], str]] = {
+    "uuid4 (random)": lambda: "req_" + uuid.uuid4().hex,
+    "uuid7 (time-ordered)": new_request_id,
+}
+
+
+def _final_rows(make_id: Callable[[], str], n: int) -> list[FinalRow]:
+    now = time.time()
+    return [FinalRow(request_id=make_id(), user_id="bench", key_id="key_bench", created_at=now,
+                     endpoint="/v1/chat/completions", platform="openai", model="gpt-4o-mini",
+                     input_tokens=12, output_tokens=20, reserved_usd=0.00002, cost_usd=0.000014,
+                     latency_ms=1.5) for _ in range(n)]
+
+
+async def row_cpu(db_path: str, make_id: Callable[[], str], prefill: int, batch: int,
+                  batches: int) -> dict[str, float]:
+    """The ledger store's CPU (process time: its thread and the event loop) per final row."""
+    async with LedgerStore(db_path) as store:
+        for _ in range(prefill // 1000):
+            await store.finalize_many(_final_rows(make_id, 1000))
+        work = [_final_rows(make_id, batch) for _ in range(batches)]
+        cpu, wall = time.process_time(), time.perf_counter()
+        for rows in work:
+            await store.finalize_many(rows)
+        cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
+    n = batch * batches
+    return {"cpu_ms_per_row": round(1e3 * cpu / n, 4), "wall_ms_per_row": round(1e3 * wall / n, 4)}
+
+
+def bench_id_kinds(tmp: str, prefill: int, batch: int, rounds: int = 3) -> list[dict[str, Any]]:
+    """Both kinds alternately, `rounds` times each (a shared machine drifts); the median."""
+    runs: dict[str, list[dict[str, float]]] = {kind: [] for kind in ID_KINDS}
+    for i in range(rounds):
+        for kind, make_id in ID_KINDS.items():
+            path = os.path.join(tmp, f"ids-{i}-{len(runs[kind])}-{kind[:5]}.sqlite3")
+            runs[kind].append(asyncio.run(row_cpu(path, make_id, prefill, batch, 40)))
+    rows = []
+    for kind, results in runs.items():
+        cpu = sorted(r["cpu_ms_per_row"] for r in results)
+        rows.append({"ids": kind, "prefill": prefill, "batch": batch, "rounds": rounds,
+                     "cpu_ms_per_row_median": cpu[len(cpu) // 2], "cpu_ms_per_row_all": cpu})
+    return rows
+
+
+def print_id_table(rows: list[dict[str, Any]]) -> None:
+    print(f"{'request ids':<22} {'prefill':>8} {'batch':>6} {'CPU ms/row (median)':>20}  all")
+    for r in rows:
+        print(f"{r['ids']:<22} {r['prefill']:>8} {r['batch']:>6} {r['cpu_ms_per_row_median']:>20}  {r['cpu_ms_per_row_all']}")
+    base, ordered = (r["cpu_ms_per_row_median"] for r in rows)
+    print(f"time-ordered / random: x{ordered / base:.2f}")
+
+
 def print_table(rows: list[dict[str, Any]]) -> None:
     head = f"{'path':<11} {'concurrency':>11} {'requests':>9} {'rows/s':>9} {'pending p50 ms':>15} {'pending p99 ms':>15}"
     print(head)
@@ -131,12 +187,18 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--seconds", type=float, default=5.0, help="per concurrency level")
     parser.add_argument("--concurrency", default="1,20,100", help="comma-separated levels")
     parser.add_argument("--ray", action="store_true", help="also through a LedgerActor on Ray")
+    parser.add_argument("--id-kinds", action="store_true", help="CPU per row, random vs time-ordered ids")
+    parser.add_argument("--prefill", type=int, default=100_000, help="rows in the ledger before --id-kinds")
+    parser.add_argument("--batch", type=int, default=128, help="final rows per write in --id-kinds")
     args = parser.parse_args(argv)
     levels = [int(c) for c in args.concurrency.split(",")]
+    id_rows: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory(prefix="ledger-bench-") as tmp:
         rows = asyncio.run(bench_store(os.path.join(tmp, "store.sqlite3"), levels, args.seconds))
         if args.ray:
             rows += bench_ray(os.path.join(tmp, "actor.sqlite3"), levels, args.seconds)
+        if args.id_kinds:
+            id_rows = bench_id_kinds(tmp, args.prefill, args.batch)
     result = {
         "what": "ledger rows/s sustained (admit+finalize per request) and pending-row commit latency",
         "durability": "WAL, synchronous=FULL, group commit",
@@ -144,8 +206,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()},
         "loadavg_at_end": os.getloadavg(),
         "rows": rows,
+        "id_kinds": id_rows,
     }
     print_table(rows)
+    if id_rows:
+        print_id_table(id_rows)
     OUT.parent.mkdir(parents=True, exist_ok=True)
     OUT.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
     print(f"wrote {OUT}")

@@ -6,19 +6,16 @@ refusal costs one normal actor reply, not a Ray exception with a traceback.
 """
 from __future__ import annotations
 
-import uuid
 from dataclasses import dataclass, field, replace
 from typing import Any, Iterable, Literal, Mapping
+
+from providers.request_ids import new_request_id
 
 Role = Literal["system", "user", "assistant", "tool"]
 ResponseFormat = Literal["text", "json_object", "json_schema"]
 FinishReason = Literal["stop", "length", "content_filter", "tool_calls", "error"]
 ToolChoiceMode = Literal["auto", "none", "required", "function"]
 ReasoningEffort = Literal["minimal", "low", "medium", "high"]
-
-
-def new_request_id() -> str:
-    return "req_" + uuid.uuid4().hex
 
 
 # --------------------------------------------------------------------------------------------

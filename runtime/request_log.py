@@ -10,9 +10,10 @@ and streaming bodies in task groups, which copy the context) still reach it. Out
 from __future__ import annotations
 
 import re
-import uuid
 from contextvars import ContextVar, Token
 from typing import Any
+
+from providers.request_ids import new_request_id
 
 _record: ContextVar[dict[str, Any] | None] = ContextVar("switchboard_request_record", default=None)
 
@@ -21,10 +22,6 @@ _SAFE_ID = re.compile(r"^[A-Za-z0-9._:\-]{8,128}$")
 
 #: summed across notes (an ensemble makes several gateway calls in one request)
 _ADDITIVE = frozenset({"input_tokens", "output_tokens", "cost_usd", "saved_usd", "calls"})
-
-
-def new_request_id() -> str:
-    return "req_" + uuid.uuid4().hex
 
 
 def accept_request_id(incoming: str | None) -> str:
