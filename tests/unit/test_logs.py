@@ -2,6 +2,8 @@
 import io
 import json
 
+from hypothesis import given, strategies as st
+
 from runtime.logs import REDACTED, Redactor, configure_logging, configured_secrets, get_logger
 
 
@@ -18,6 +20,21 @@ def test_patterns_headers_and_configured_values_are_redacted():
                    "sk-ant-api03", "my-very-own-operator-secret"):
         assert secret not in dumped
     assert event["headers"]["accept"] == "json" and event["headers"]["Authorization"] == REDACTED
+
+
+SECRET = "operator-secret-77"
+_pieces = st.sampled_from(["", " ", "\t", "-", "x", "sk-", "abcdefgh", "12345678", "gsk_", "Bearer", "AIza",
+                           "ABCDEFGHIJKLMNOPQRSTUV", "operator-", "secret-77", SECRET, "\x00", "é"])
+_strings = st.lists(_pieces, max_size=6).map("".join)
+_values = st.one_of(_strings, st.integers(), st.floats(allow_nan=False), st.booleans(), st.none(),
+                    st.lists(_strings, max_size=2), st.dictionaries(_strings, _strings, max_size=2))
+_names = st.one_of(st.sampled_from(["event", "path", "Authorization", "x-api-key", "API_KEY", "detail"]), _strings)
+
+
+@given(st.dictionaries(_names, _values, max_size=6))
+def test_the_flat_fast_path_redacts_exactly_as_the_full_walk(event):
+    r = Redactor([SECRET])
+    assert r(None, "info", dict(event)) == {k: r.value(v, k) for k, v in event.items()}
 
 
 def test_configured_secrets_come_from_key_variables_only():
