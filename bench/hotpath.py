@@ -257,6 +257,10 @@ def run(duration_s: float, before_ref: str | None, litellm: bool, exact: bool = 
             phase(res, f"switchboard_{label}", lambda label=label, tree=tree: _on(
                 switchboard(upstream, write_config(f"hotpath-{label}", tree() / "switchboard.yaml"), tree(), f"-{label}"),
                 lambda sb: _measure_switchboard(sb, label, duration_s, body)))
+        phase(res, "switchboard_budgeted", lambda: _on(
+            switchboard(upstream, write_config("hotpath-budgeted"), ROOT, "-budgeted"),
+            lambda sb: {"rows": measure("sb-budgeted", f"{sb.url}/v1/chat/completions", budgeted_key(sb),
+                                        sb.process.pid, duration_s, body)}))
         if litellm:
             phase(res, "litellm_proxy", lambda: _litellm(upstream, duration_s))
         if exact:
@@ -276,6 +280,15 @@ def _measure_switchboard(sb: Child, label: str, duration_s: float, body: dict) -
         out["profile"] = profile.profile(sb.process.pid, f"{sb.url}/v1/chat/completions", body, auth(),
                                          duration_s=8, concurrency=32, roles=("replica",))
     return out
+
+
+def budgeted_key(sb: Child) -> dict[str, str]:
+    """A new key with a daily budget no request reaches: each request is admitted by the ledger
+    against it (a batched, awaited hop and its commit), none is refused."""
+    resp = httpx.post(f"{sb.url}/api/keys", headers=auth(), timeout=30,
+                      json={"user_id": "bench-budgeted", "daily_budget_usd": 1_000_000})
+    resp.raise_for_status()
+    return {"authorization": f"Bearer {resp.json()['key']}"}
 
 
 def _on(child: Child, fn):  # type: ignore[no-untyped-def]

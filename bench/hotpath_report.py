@@ -20,7 +20,7 @@ def _table(header: list[str], rows: list[list[Any]]) -> str:
 
 TARGETS = (("direct", "upstream, direct"), ("floor", "forwarding floor (Serve + aiohttp)"),
            ("switchboard_before", "Switchboard before"), ("switchboard_after", "Switchboard after"),
-           ("litellm_proxy", "LiteLLM proxy"))
+           ("switchboard_budgeted", "Switchboard after, a key with a budget"), ("litellm_proxy", "LiteLLM proxy"))
 
 
 def markdown(res: dict) -> str:
@@ -44,7 +44,8 @@ def markdown(res: dict) -> str:
         START, "## Hot path: instant upstream, before/after, against the forwarding floor", "",
         f"`python -m bench.hotpath` (issue 15). Upstream: bench/instant_upstream.py (one asyncio protocol, a "
         f"canned completion at once). Serve proxy mode `{res.get('mode')}` for the floor and Switchboard; one "
-        f"ingress replica; cache off, the admin key (no budgets), no Idempotency-Key; wrk closed loop, "
+        f"ingress replica; cache off, the admin key (no budgets; the *key with a budget* rows: a key with a daily "
+        f"budget no request reaches, so each request is admitted by the ledger), no Idempotency-Key; wrk closed loop, "
         f"{res.get('duration_s')} s per point (c=1 twice as long). *Before* = a worktree at "
         f"`{res.get('before_ref')}` (every request through the cache, ledger and provider actors); *after* = "
         f"this tree (leases). Added = percentile − the direct call's. Share of floor = req/s ÷ the floor's at "
@@ -83,7 +84,8 @@ def markdown(res: dict) -> str:
                   _table(["process", "RSS MiB after warm-up", "RSS MiB at end", "growth"],
                          [[p["process"], p["rss_mib_after_warmup"], p["rss_mib_at_end"], f"{p['growth']:+.1%}"]
                           for p in soak["processes"]]), ""]
-    for key in ("direct", "floor", "switchboard_before", "switchboard_after", "exactness", "soak", "litellm_proxy"):
+    for key in ("direct", "floor", "switchboard_before", "switchboard_after", "switchboard_budgeted", "exactness",
+                "soak", "litellm_proxy"):
         value = res.get(key)
         if isinstance(value, dict) and value.get("error") and key != "litellm_proxy":
             parts += [f"**{key} failed**: `{value['error'][:300]}`", ""]
