@@ -22,6 +22,7 @@ from runtime.finops.ledger_rows import FinalRow
 from runtime.metrics import Metrics, NullMetrics
 from runtime.core.router import Router
 from runtime.cache.semantic import SemanticCache
+from runtime.finops.allowances import AllowanceBook
 from runtime.finops.journal import Journal
 from providers.leases import holder_name
 from runtime.provider_pool import LeasedProviderPool, RayProviderPool
@@ -86,13 +87,14 @@ async def open_provider_pool(config: Config, handles: Handles) -> LeasedProvider
 
 
 async def open_ledger_client(config: Config, boot: BootInfo, handles: Handles) -> RayLedgerClient:
-    """Budget-aware: a pending row before every call, journaled here for keys without budgets.
-    Dead replicas' journals are adopted before this one serves."""
+    """Budget-aware: a pending row before every call, journaled here (keys with budgets drawn
+    from this replica's spending allowances). Dead replicas' journals are adopted before this
+    one serves."""
     journal = None
     if config.server.ledger_journal and boot.data_dir:
         journal = Journal(Path(boot.data_dir) / JOURNAL_DIR, holder_name())
-    client = RayLedgerClient(handles.ledger, journal=journal, linger_s=LEDGER_LINGER_S, sleep=SYSTEM_CLOCK.sleep,
-                             monotonic=SYSTEM_CLOCK.monotonic)
+    client = RayLedgerClient(handles.ledger, journal=journal, linger_s=LEDGER_LINGER_S, allowances=AllowanceBook(),
+                             sleep=SYSTEM_CLOCK.sleep, monotonic=SYSTEM_CLOCK.monotonic, wall=SYSTEM_CLOCK.time)
     await client.tend_journal()
     client.start_tending(SYSTEM_CLOCK.sleep)
     return client

@@ -25,6 +25,7 @@ from providers.clock import SYSTEM_CLOCK, Clock
 from runtime.finops.budget import (
     ALL, Admitted, Alert, AlertTracker, Budget, BudgetExceeded, BudgetState, Scope, budget_state, to_nusd, utc_day_start,
 )
+from runtime.finops.allowances import AllowanceAsk, Granted, Return
 from runtime.finops.keys import KeyRecord, NewKey
 from runtime.finops.ledger_schema import TrackedChange
 from runtime.finops.ledger_store import FinalRow, LedgerStore, PendingRow, WriterStats
@@ -190,10 +191,11 @@ class LedgerActor:
         request_id is already here (its final row came first, or a retry)."""
         return await (await self._ready()).open_pending_many(rows)
 
-    async def write_rows(self, pending: Sequence[PendingRow],
-                         finals: Sequence[FinalRow]) -> tuple[list[BaseException | None], list[BaseException | None]]:
-        """Journaled pending rows and final rows from one replica batch, in one transaction."""
-        return await (await self._ready()).write_rows(pending, finals)
+    async def write_rows(self, pending: Sequence[PendingRow], finals: Sequence[FinalRow],
+                         returns: Sequence[Return] = ()) -> tuple[list[BaseException | None], list[BaseException | None]]:
+        """Journaled pending rows, final rows and returned allowances from one replica batch, in
+        one transaction."""
+        return await (await self._ready()).write_rows(pending, finals, returns)
 
     async def admit_many(
         self, requests: Sequence[tuple[PendingRow, Sequence[Budget]]]
@@ -224,8 +226,22 @@ class LedgerActor:
     ) -> Admitted | BudgetExceeded:
         """Decide one admission and observe the budgets it touched for alerts."""
         result = await store.admit_and_open_pending(row, budgets)
+        self._observe(result, to_nusd(row.reserved_usd))
+        return result
+
+    async def grant_allowance(self, ask: AllowanceAsk, budgets: Sequence[Budget]) -> Granted | BudgetExceeded:
+        """A replica's ask for an allowance of a key's budgets (runtime/finops/allowances.py);
+        the budgets it touched are observed for alerts as for an admission of the grant."""
+        result = await (await self._ready()).grant_allowance(ask, budgets)
+        self._observe(result, result.granted_nusd if isinstance(result, Granted) else 0)
+        return result
+
+    async def return_allowances(self, returns: Sequence[Return]) -> None:
+        await (await self._ready()).return_allowances(returns)
+
+    def _observe(self, result: Admitted | Granted | BudgetExceeded, extra_nusd: int) -> None:
         refused = isinstance(result, BudgetExceeded)
-        extra = 0 if refused else to_nusd(row.reserved_usd)
+        extra = 0 if refused else extra_nusd
         for usage in result.usage:
             hit = refused and usage.budget.name == result.name
             used = usage.used_nusd + extra
@@ -233,7 +249,6 @@ class LedgerActor:
                 usage.budget.name, usage.period_start, used, usage.budget.limit_nusd, refused=hit
             ):
                 self._notifier.emit(alert)
-        return result
 
     async def budget_state(self, daily_budget_usd: float | None, name: str = "global:daily") -> BudgetState:
         """The global daily budget's state (pending rows at their reservation); alerts once

@@ -9,10 +9,12 @@ actor that then died fails with a RayActorError; the retry is queued by Ray unti
 restarted actor is up (`max_restarts=-1`), within the timeout.
 
 The two calls every request makes go in batches (runtime.batching). The pending row is durable
-before the provider is called: for a key with budgets, the admission is awaited (the ledger
-checks the budget and commits the row); for a key without, the row is group-committed to this
-replica's journal (runtime/finops/journal.py) and sent on in the background, so the request
-waits for a local fdatasync shared with its neighbours, not a hop and a commit; it is held back
+before the provider is called: with a journal, the row is group-committed to this replica's
+journal (runtime/finops/journal.py) and sent on in the background, so the request waits for a
+local fdatasync shared with its neighbours, not a hop and a commit. A key with budgets is then
+admitted against a spending allowance this replica holds (runtime/finops/allowances.py: one
+awaited grant per key every few seconds, not one admission per request); without a journal,
+the ledger admits each request (the awaited, batched hop and its commit). A journaled row is held back
 for up to `hold_s` so that a call which ends sooner sends the ledger its final row alone. Final rows are
 not awaited — the response does not wait for its row, which is sent with the others queued
 meanwhile. A final
@@ -25,14 +27,15 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Awaitable, Callable, Sequence
 
 import ray
 import structlog
 
+from runtime.finops.allowances import AllowanceBook, Return
 from runtime.finops.batching import Batcher
-from runtime.finops.budget import Admitted, Budget, BudgetExceeded, BudgetState
+from runtime.finops.budget import Admitted, Budget, BudgetExceeded, BudgetState, to_nusd
 from runtime.finops.errors import LedgerUnavailableError
 from runtime.finops.journal import Journal, Ticket, adopt_orphans
 from runtime.finops.ledger_rows import PendingRow
@@ -51,19 +54,23 @@ UNREACHABLE = (ray.exceptions.RayActorError, ray.exceptions.GetTimeoutError, asy
 class RayLedgerClient:
     def __init__(self, handle: Any, *, timeout_s: float = 5.0, attempts: int = 3,
                  max_batch: int = 256, max_in_flight: int = 2, journal: Journal | None = None,
-                 linger_s: float = 0.0, hold_s: float = HOLD_S,
+                 linger_s: float = 0.0, hold_s: float = HOLD_S, allowances: AllowanceBook | None = None,
                  sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
-                 monotonic: Callable[[], float] = time.monotonic) -> None:
+                 monotonic: Callable[[], float] = time.monotonic, wall: Callable[[], float] = time.time) -> None:
         """`linger_s`: how long rows nobody waits for (final rows, journaled pending rows) may
         wait for company before they are sent. `hold_s`: how long a journaled pending row is
         kept back for its final row (a call that ends sooner costs the ledger one row, not two;
-        the journal has the pending row all along)."""
+        the journal has the pending row all along). `allowances`: admit keys with budgets
+        against spending allowances (needs the journal)."""
         self._handle = handle
         self._timeout_s = timeout_s
         self._attempts = attempts
         self.journal = journal
         self._hold_s = hold_s
         self._monotonic = monotonic
+        self._wall = wall
+        self.allowances = allowances if journal is not None else None
+        self._granting: dict[Any, asyncio.Future[tuple[BudgetExceeded, int] | None]] = {}
         self._held: OrderedDict[str, tuple[float, _Journaled]] = OrderedDict()
         self._unsent: list[_Journaled] = []
         self._tender: asyncio.Task[None] | None = None
@@ -92,13 +99,63 @@ class RayLedgerClient:
     async def admit_and_open_pending(self, row: Any, budgets: Sequence[Budget]) -> Admitted | BudgetExceeded:
         """With budgets, the ledger decides (one awaited, batched hop and its commit). Without,
         and with a journal, the pending row is made durable here and sent on in the background."""
-        if budgets or self.journal is None:
+        if self.journal is None or (budgets and self.allowances is None):
             return await self._admissions.call((row, list(budgets)))
-        ticket = await self.journal.append(row)
+        if budgets:
+            refused = await self._draw_allowance(row, budgets)
+            if refused is not None:
+                return refused
+            row = replace(row, allowance_id=self.allowances.allowance_of(row.request_id))
+        try:
+            ticket = await self.journal.append(row)
+        except BaseException:
+            if budgets:  # never made: nothing of the allowance is spent on it
+                await self._submit_returns(self.allowances.settle(row.request_id, 0)[1])
+            raise
         now = self._monotonic()
         self._held[row.request_id] = (now, _Journaled(row, ticket))
         await self._release_held(now - self._hold_s)
         return Admitted(row.request_id, (), row.reserved_usd)
+
+    async def _draw_allowance(self, row: Any, budgets: Sequence[Budget]) -> BudgetExceeded | None:
+        """Draw the row's reservation from its key's allowance, asking the ledger for one when
+        there is none with room (one ask per key at a time; who waits for another's ask and
+        does not fit asks again). A refusal of an ask for no more than this row needs is this
+        row's refusal."""
+        assert self.allowances is not None
+        key = (row.key_id, row.user_id, tuple(budgets))
+        reserved = to_nusd(row.reserved_usd)
+        while True:
+            allowance_id, returns = self.allowances.admit(key, row.request_id, reserved, row.created_at)
+            await self._submit_returns(returns)
+            if allowance_id is not None:
+                return None
+            asking = self._granting.get(key)
+            if asking is None or asking.done():  # a done ask is never awaited again: no loop without a hop
+                asking = asyncio.ensure_future(self._grant(key, row, budgets, reserved))
+                self._granting[key] = asking
+                asking.add_done_callback(lambda done, key=key: self._forget_ask(key, done))
+            refusal = await asyncio.shield(asking)
+            if refusal is not None and refusal[1] <= reserved:
+                return refusal[0]
+
+    def _forget_ask(self, key: Any, done: asyncio.Future[Any]) -> None:
+        if self._granting.get(key) is done:
+            del self._granting[key]
+
+    async def _grant(self, key: Any, row: Any, budgets: Sequence[Budget],
+                     reserved: int) -> tuple[BudgetExceeded, int] | None:
+        assert self.allowances is not None
+        ask = self.allowances.ask(key, row.user_id, row.key_id, reserved, row.created_at)
+        result = await self._call("grant_allowance", ask, list(budgets))
+        if isinstance(result, BudgetExceeded):
+            return result, ask.least_nusd
+        await self._submit_returns(self.allowances.install(key, ask, result))
+        return None
+
+    async def _submit_returns(self, returns: list[Return]) -> None:
+        for item in returns:
+            await self._rows.submit(item)
 
     async def _release_held(self, before: float) -> None:
         """Send on the held pending rows journaled before `before` (monotonic seconds)."""
@@ -112,16 +169,18 @@ class RayLedgerClient:
     async def _send_rows(self, items: list[Any]) -> list[BaseException | None]:
         """One call for a batch of journaled pending rows and final rows. A pending row whose
         final row rides the same batch is not sent: the final row's upsert writes the row."""
-        finals = [i for i in items if not isinstance(i, _Journaled)]
+        returns = [i for i in items if isinstance(i, Return)]
+        finals = [i for i in items if not isinstance(i, (_Journaled, Return))]
         closed = {r.request_id for r in finals}
         pending = [i.row for i in items if isinstance(i, _Journaled) and i.row.request_id not in closed]
-        if pending:
-            pending_results, final_results = await self._call("write_rows", pending, finals)
+        if pending or returns:
+            pending_results, final_results = await self._call("write_rows", pending, finals, returns)
         else:
             pending_results, final_results = [], await self._call("write_many", finals)
         by_final = dict(zip([r.request_id for r in finals], final_results))
         by_pending = dict(zip([r.request_id for r in pending], pending_results))
-        return [(by_final if i.row.request_id in closed else by_pending)[i.row.request_id]
+        return [None if isinstance(i, Return)
+                else (by_final if i.row.request_id in closed else by_pending)[i.row.request_id]
                 if isinstance(i, _Journaled) else by_final[i.request_id] for i in items]
 
     def _taken(self, items: list[Any]) -> None:
@@ -132,16 +191,16 @@ class RayLedgerClient:
 
     def _not_taken(self, items: list[Any], error: BaseException) -> None:
         """Rows the ledger did not take are sent again (next flush or tend). Journaled pending
-        rows are kept whatever happens (the journal has them too); final rows up to
-        MAX_UNSENT_FINALS, beyond which they are logged as lost (their pending rows are settled
-        `unknown` at their reservation: never under-charged)."""
+        rows and returned allowances are kept whatever happens (the journal has the rows too);
+        final rows up to MAX_UNSENT_FINALS, beyond which they are logged as lost (their pending
+        rows are settled `unknown` at their reservation: never under-charged)."""
         log.warning("finops.rows_not_sent", rows=len(items), error=str(error))
-        room = MAX_UNSENT_FINALS - sum(not isinstance(i, _Journaled) for i in self._unsent)
+        room = MAX_UNSENT_FINALS - sum(not _always_kept(i) for i in self._unsent)
         lost = []
         for item in items:
-            if isinstance(item, _Journaled) or room > 0:
+            if _always_kept(item) or room > 0:
                 self._unsent.append(item)
-                room -= 0 if isinstance(item, _Journaled) else 1
+                room -= 0 if _always_kept(item) else 1
             else:
                 lost.append(item)
         if lost:
@@ -157,6 +216,8 @@ class RayLedgerClient:
         (runtime/finops/journal.py). Returns how many rows were adopted."""
         if self.journal is None:
             return 0
+        if self.allowances is not None:
+            await self._submit_returns(self.allowances.retire_expired(self._wall()))
         await self._release_held(self._monotonic() - self._hold_s)
         await self._send_again()
         return await adopt_orphans(self.journal.directory, lambda rows: self._call("open_many", list(rows)))
@@ -164,10 +225,16 @@ class RayLedgerClient:
     async def finalize(self, row: Any) -> None:
         """Queue the final row (upsert on request_id) and return: it is sent in the next batch,
         with its pending row if that is still held (which it then supersedes)."""
+        returns: list[Return] = []
+        if self.allowances is not None:
+            allowance_id, returns = self.allowances.settle(row.request_id, to_nusd(row.cost_usd))
+            if allowance_id is not None:
+                row = replace(row, allowance_id=allowance_id)
         held = self._held.pop(row.request_id, None)
         if held is not None:
             await self._rows.submit(held[1])
         await self._rows.submit(row)
+        await self._submit_returns(returns)
 
     async def record(self, row: Any) -> None:
         """A row without a pending one (cache hit, refusal): queued like a final row."""
@@ -198,6 +265,8 @@ class RayLedgerClient:
         if self._tender is not None:
             self._tender.cancel()
             self._tender = None
+        if self.allowances is not None:  # one with calls in flight stays counted for its day
+            await self._submit_returns(self.allowances.retire_all())
         await self.flush()
         if self.journal is not None:
             self.journal.close()
@@ -261,6 +330,12 @@ class _Journaled:
 
     row: PendingRow
     ticket: Ticket
+
+
+def _always_kept(item: Any) -> bool:
+    """Sent again however long the ledger is away: the journal holds the pending rows, and an
+    allowance not returned stays counted until its day ends."""
+    return isinstance(item, (_Journaled, Return))
 
 
 def _log_lost_rows(rows: list[Any], error: BaseException) -> None:

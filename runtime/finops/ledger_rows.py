@@ -48,6 +48,7 @@ class _Row:
     input_tokens: int = 0
     output_tokens: int = 0
     reserved_usd: float = 0.0
+    allowance_id: str | None = None  # admitted by a replica under this allowance (allowance_schema.py)
 
     def __post_init__(self) -> None:
         if not self.request_id or not self.user_id:
@@ -67,6 +68,7 @@ class _Row:
             "output_tokens": self.output_tokens,
             "total_tokens": self.input_tokens + self.output_tokens,
             "reserved_cost": to_nusd(self.reserved_usd), "created_at": self.created_at,
+            "allowance_id": self.allowance_id,
         }
 
 

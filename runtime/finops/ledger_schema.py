@@ -17,6 +17,7 @@ from typing import Any, Sequence
 import aiosqlite
 
 from runtime.finops.budget import SECONDS_PER_DAY, Scope
+from runtime.finops.allowance_schema import MIGRATION_ALLOWANCES
 from runtime.finops.keys import MIGRATION_API_KEYS
 
 
@@ -129,13 +130,13 @@ CREATE INDEX idx_tracked_changes_user ON tracked_changes (user_id, created_at);
 """
 
 MIGRATIONS: tuple[tuple[int, str], ...] = (
-    (1, MIGRATION_LEDGER), (2, MIGRATION_API_KEYS), (3, MIGRATION_TRACKED_CHANGES),
+    (1, MIGRATION_LEDGER), (2, MIGRATION_API_KEYS), (3, MIGRATION_TRACKED_CHANGES), (4, MIGRATION_ALLOWANCES),
 )
 
 _USAGE_COLUMNS = (
     "request_id, user_id, key_id, agent_id, conversation_id, endpoint, use_case, chain, platform, "
     "model, input_tokens, output_tokens, total_tokens, estimated_cost, reserved_cost, saved_cost, "
-    "status, cache_hit, fallback_used, attempts, latency_ms, created_at"
+    "status, cache_hit, fallback_used, attempts, latency_ms, created_at, allowance_id"
 )
 _USAGE_VALUES = ", ".join(":" + c.strip() for c in _USAGE_COLUMNS.split(","))
 _UPDATABLE = [c.strip() for c in _USAGE_COLUMNS.split(",") if c.strip() not in ("request_id", "created_at")]
@@ -149,7 +150,9 @@ SQL_UPSERT_FINAL = (
     f"INSERT INTO agent_token_usage ({_USAGE_COLUMNS}) VALUES ({_USAGE_VALUES}) "
     "ON CONFLICT (request_id) DO UPDATE SET "
     + ", ".join(
-        f"{c} = MAX(reserved_cost, excluded.reserved_cost)" if c == "reserved_cost" else f"{c} = excluded.{c}"
+        f"{c} = MAX(reserved_cost, excluded.reserved_cost)" if c == "reserved_cost"
+        else f"{c} = COALESCE(excluded.{c}, {c})" if c == "allowance_id"  # a row keeps its allowance
+        else f"{c} = excluded.{c}"
         for c in _UPDATABLE
     )
 )

@@ -22,6 +22,8 @@ from providers.clock import SYSTEM_CLOCK, Clock
 from runtime.finops.budget import (
     Admitted, Budget, BudgetExceeded, BudgetUsage, Scope, admission, period_start, to_usd,
 )
+from runtime.finops.allowance_schema import SQL_INSERT_ALLOWANCE, SQL_RETURN_ALLOWANCE
+from runtime.finops.allowances import AllowanceAsk, Granted, Return, grant_amount
 from runtime.finops.keys import DbOp, KeyRegistry, T
 from runtime.finops.ledger_rows import FinalRow, PendingRow
 from runtime.finops.ledger_schema import (
@@ -70,6 +72,12 @@ async def _each_or_all(db: aiosqlite.Connection, rows: Sequence[Any],
             except sqlite3.Error as exc:
                 results.append(exc)
         return results
+
+
+async def _return(db: aiosqlite.Connection, returns: Sequence[Return]) -> None:
+    if returns:
+        await db.executemany(SQL_RETURN_ALLOWANCE, [{"allowance_id": r.allowance_id, "used": r.used_nusd}
+                                                    for r in returns])
 
 
 # ------------------------------------------------------------------------------ group commit
@@ -316,13 +324,46 @@ class LedgerStore:
         """`finalize` for a batch, in two statements (one result per row)."""
         return await self.submit(lambda db: _each_or_all(db, rows, _final_statements))
 
-    async def write_rows(self, pending: Sequence[PendingRow],
-                         finals: Sequence[FinalRow]) -> tuple[list[BaseException | None], list[BaseException | None]]:
-        """`open_pending_many` and `finalize_many` in one write transaction (one commit)."""
+    async def write_rows(self, pending: Sequence[PendingRow], finals: Sequence[FinalRow],
+                         returns: Sequence[Return] = ()) -> tuple[list[BaseException | None], list[BaseException | None]]:
+        """`open_pending_many` and `finalize_many` in one write transaction (one commit), then
+        the allowances given back (`return_allowances`)."""
         async def both(db: aiosqlite.Connection):
-            return await _each_or_all(db, pending, _pending_statements), await _each_or_all(db, finals, _final_statements)
+            results = await _each_or_all(db, pending, _pending_statements), await _each_or_all(db, finals, _final_statements)
+            await _return(db, returns)
+            return results
 
         return await self.submit(both)
+
+    async def grant_allowance(self, ask: AllowanceAsk, budgets: Sequence[Budget]) -> Granted | BudgetExceeded:
+        """Grant a replica an allowance of `ask`'s key's budgets (runtime/finops/allowances.py),
+        decided like an admission: in the writer's transaction, against every earlier write. The
+        same ask again (a retry) gets the same grant, not a second one."""
+        for budget in budgets:
+            if not _covers(budget.scope, ask):
+                raise ValueError(f"budget {budget.name!r} does not cover allowance {ask.allowance_id!r}")
+
+        async def grant(db: aiosqlite.Connection) -> Granted | BudgetExceeded:
+            cursor = await db.execute("SELECT granted FROM allowances WHERE allowance_id = ?", (ask.allowance_id,))
+            if (known := await cursor.fetchone()) is not None:
+                return Granted(ask.allowance_id, int(known[0]))
+            usages = []
+            for budget in budgets:
+                start = period_start(budget.period, ask.created_at)
+                usages.append(BudgetUsage(budget, start, *await spend_nusd(db, budget.scope, start)))
+            amount = grant_amount(usages, ask.least_nusd, ask.want_nusd)
+            if amount is None:
+                return admission(usages, ask.allowance_id, ask.least_nusd)
+            await db.execute(SQL_INSERT_ALLOWANCE, {
+                "allowance_id": ask.allowance_id, "user_id": ask.user_id, "key_id": ask.key_id,
+                "granted": amount, "created_at": ask.created_at, "expires_at": ask.expires_at})
+            return Granted(ask.allowance_id, amount, tuple(usages))
+
+        return await self.submit(grant)
+
+    async def return_allowances(self, returns: Sequence[Return]) -> None:
+        """Allowances given back: each now counts what its rows came to (idempotent)."""
+        await self.submit(lambda db: _return(db, returns))
 
     async def record(self, row: FinalRow) -> None:
         """A call that had no pending row (cache hits, refusals): the same idempotent upsert."""
@@ -398,7 +439,7 @@ class LedgerStore:
         return await self.submit(admit)
 
 
-def _covers(scope: Scope, row: PendingRow) -> bool:
+def _covers(scope: Scope, row: PendingRow | AllowanceAsk) -> bool:
     """Whether a budget of `scope` counts `row` (else its check would guard someone else)."""
     return (
         scope.kind == "all"

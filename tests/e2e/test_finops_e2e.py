@@ -78,6 +78,12 @@ def test_100_concurrent_requests_never_overspend_a_one_cent_key_and_the_key_is_o
             "SELECT COALESCE(SUM(estimated_cost), 0), COALESCE(SUM(status = 'pending'), 0) "
             "FROM agent_token_usage WHERE key_id = ?", (made["key_id"],)).fetchone()
     assert pending == 0 and 0 < spent <= 0.01 * NANO
+    with db(app) as conn:  # admitted by the replica against allowances: a few grants, not 100 admissions
+        grants, drawn_by, under = conn.execute(
+            "SELECT (SELECT COUNT(*) FROM allowances WHERE key_id = ?), COUNT(DISTINCT allowance_id), COUNT(*) "
+            "FROM agent_token_usage WHERE key_id = ? AND allowance_id IS NOT NULL",
+            (made["key_id"], made["key_id"])).fetchone()
+    assert under == len(ok) and 0 < drawn_by <= grants < len(ok), (grants, drawn_by, under, len(ok))
     assert len(sim(app, "GET", "/_sim/requests")["requests"]) == len(ok)  # refused: never upstream
     stored = b"".join(p.read_bytes() for p in app.settings.data_dir.glob("ledger.sqlite3*"))
     assert made["key"].encode() not in stored

@@ -153,7 +153,7 @@ class FakeLedger:
         self.finals.extend(r.request_id for r in rows)
         return [None] * len(rows)
 
-    async def _write_rows(self, pending, finals):
+    async def _write_rows(self, pending, finals, returns=()):
         opened = await self._open_many(pending)
         return opened, await self._write_many(finals)
 
