@@ -28,6 +28,9 @@ TERM_S = 5.0
 MIN_REQUESTS = 16
 #: the ledger grants at most this share of a budget's room left, so other replicas find some
 MAX_SHARE_OF_ROOM = 0.5
+#: a request admitted this long ago that never settled (its caller was cancelled) is settled at
+#: its reservation: what the ledger's recovery charges its pending row ('unknown')
+STALE_AFTER_S = 180.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,6 +86,7 @@ class Allowance:
 class _Admission:
     allowance: Allowance
     reserved_nusd: int
+    at: float
 
 
 @dataclass
@@ -90,6 +94,7 @@ class AllowanceBook:
     """The allowances one replica holds (no I/O; times are wall seconds from the caller)."""
 
     term_s: float = TERM_S
+    stale_after_s: float = STALE_AFTER_S
     open: dict[Hashable, Allowance] = field(default_factory=dict)
     _admissions: dict[str, _Admission] = field(default_factory=dict)
     _draining: dict[str, Allowance] = field(default_factory=dict)
@@ -110,7 +115,7 @@ class AllowanceBook:
             return None, returns
         current.used_nusd += reserved_nusd
         current.in_flight += 1
-        self._admissions[request_id] = _Admission(current, reserved_nusd)
+        self._admissions[request_id] = _Admission(current, reserved_nusd, now)
         return current.allowance_id, returns
 
     def allowance_of(self, request_id: str) -> str | None:
@@ -151,8 +156,11 @@ class AllowanceBook:
         return self._returnable(allowance)
 
     def retire_expired(self, now: float) -> list[Return]:
-        """Retire every open allowance past its term or its day (a replica's tend calls this)."""
+        """Retire every open allowance past its term or its day, and settle at their reservation
+        the requests that never settled within `stale_after_s` (a replica's tend calls this)."""
         returns: list[Return] = []
+        for request_id in [r for r, a in self._admissions.items() if now - a.at >= self.stale_after_s]:
+            returns += self.settle(request_id, self._admissions[request_id].reserved_nusd)[1]
         for key, allowance in list(self.open.items()):
             if now >= allowance.expires_at or utc_day_start(now) != allowance.day_start:
                 returns += self.retire(key)

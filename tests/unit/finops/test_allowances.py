@@ -52,6 +52,17 @@ def test_an_allowance_is_retired_at_its_term_and_at_the_end_of_its_utc_day():
     assert book.settle("r1", 7) == (first, [Return(first, 7)])
 
 
+def test_a_request_that_never_settles_is_settled_at_its_reservation_once_stale():
+    book = AllowanceBook(term_s=5.0, stale_after_s=180.0)
+    first = granted(book, 1_000)
+    book.admit(KEY, "cancelled", 40, NEW_YEAR_2026)
+    book.admit(KEY, "done", 30, NEW_YEAR_2026 + 1)
+    assert book.retire_expired(NEW_YEAR_2026 + 10) == []  # retired, but "cancelled" is in flight
+    assert book.settle("done", 10) == (first, [])
+    assert book.retire_expired(NEW_YEAR_2026 + 180) == [Return(first, 50)]  # as the ledger's recovery charges it
+    assert book.settle("cancelled", 1) == (None, [])
+
+
 def test_the_next_ask_follows_what_the_last_allowance_served():
     book = AllowanceBook()
     assert book.ask(KEY, "alice", "key_a", 10, NEW_YEAR_2026).want_nusd == 160  # 16 requests' worth
