@@ -134,7 +134,7 @@ def soak(upstream: Child, config: Path, requests: int) -> dict:
         body = overhead.chat_body(cache="off")
         warm = overhead.measure("soak-warmup", url, body, auth(), [32], 10.0, None, warmup_s=0)[0]
         before = rss_by_process(sb.process.pid)
-        duration_s = float(max(30, round(1.1 * requests / max(warm["rps"], 1.0))))  # wrk takes whole seconds
+        duration_s = float(max(30, round(1.4 * requests / max(warm["rps"], 1.0))))  # wrk takes whole seconds; the rate sags
         row = overhead.measure("soak", url, body, auth(), [32], duration_s, sb.process.pid, warmup_s=0)[0]
         after = rss_by_process(sb.process.pid)
         procs = []
@@ -267,6 +267,7 @@ def run(duration_s: float, before_ref: str | None, litellm: bool, exact: bool = 
             phase(res, "exactness", lambda: exactness(upstream, duration_s))
         if soak_requests:
             phase(res, "soak", lambda: soak(upstream, config, soak_requests))
+        phase(res, "ledger_ids", ledger_ids)
     finally:
         upstream.stop()
     res["loadavg_at_end"] = [round(x, 2) for x in loadavg()]
@@ -280,6 +281,16 @@ def _measure_switchboard(sb: Child, label: str, duration_s: float, body: dict) -
         out["profile"] = profile.profile(sb.process.pid, f"{sb.url}/v1/chat/completions", body, auth(),
                                          duration_s=8, concurrency=32, roles=("replica",))
     return out
+
+
+def ledger_ids() -> dict:
+    """The ledger's CPU per final row with random and with time-ordered request ids."""
+    import tempfile
+
+    from bench import ledger_bench
+
+    with tempfile.TemporaryDirectory(prefix="hotpath-ledger-") as tmp:
+        return {"rows": ledger_bench.bench_id_kinds(tmp, prefill=100_000, batch=128)}
 
 
 def budgeted_key(sb: Child) -> dict[str, str]:

@@ -75,6 +75,14 @@ def markdown(res: dict) -> str:
                   _table(["function", "share"], [[x["function"], f"{x['share']:.1%}"] for x in prof["inclusive"][:12]]),
                   "", "Top self time:", "",
                   _table(["function", "share"], [[x["function"], f"{x['share']:.1%}"] for x in prof["self"][:10]]), ""]
+    ids = (res.get("ledger_ids") or {}).get("rows") if isinstance(res.get("ledger_ids"), dict) else None
+    if ids:
+        parts += ["**The ledger's CPU per final row by request-id kind** (`bench/ledger_bench.py --id-kinds`: "
+                  f"batches of {ids[0]['batch']} final rows into a ledger already holding {ids[0]['prefill']:,}, "
+                  f"both kinds alternately, {ids[0]['rounds']} rounds, the median):", "",
+                  _table(["request ids", "CPU ms/row", "every round"],
+                         [[r["ids"], f"{r['cpu_ms_per_row_median']:.4f}", ", ".join(map(str, r["cpu_ms_per_row_all"]))]
+                          for r in ids]), ""]
     soak = res.get("soak")
     if isinstance(soak, dict) and soak.get("processes"):
         worst = soak["worst_growth"]
@@ -85,7 +93,7 @@ def markdown(res: dict) -> str:
                          [[p["process"], p["rss_mib_after_warmup"], p["rss_mib_at_end"], f"{p['growth']:+.1%}"]
                           for p in soak["processes"]]), ""]
     for key in ("direct", "floor", "switchboard_before", "switchboard_after", "switchboard_budgeted", "exactness",
-                "soak", "litellm_proxy"):
+                "soak", "ledger_ids", "litellm_proxy"):
         value = res.get(key)
         if isinstance(value, dict) and value.get("error") and key != "litellm_proxy":
             parts += [f"**{key} failed**: `{value['error'][:300]}`", ""]
