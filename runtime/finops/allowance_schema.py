@@ -2,11 +2,14 @@
 
 An allowance is an amount of a key's budgets granted to one replica, which then admits that
 key's requests itself (their pending rows go to its journal) without asking the ledger each
-time. Rows admitted under an allowance carry its id. The ledger counts an allowance, on the UTC
-day it was granted, as reserved for its key, its user and 'all', for whatever of it its rows have
-not drawn yet: `MAX(granted - drawn, 0)`, where `drawn` is the sum of its rows' current amounts
-(a pending row's reservation, a finished row's cost). So an allowance and its rows together count
-`MAX(granted, drawn)`: a replica that admits within its grant never adds to what was granted.
+time. Rows admitted under an allowance carry its id and count in `spend_daily` as any row does;
+each also adds its current amount (a pending row's reservation, a finished row's cost) to its
+allowance's `drawn` (triggers). What an allowance still holds, `granted - drawn` while positive,
+is counted as reserved for its key, its user and 'all' on the UTC day it was granted, read at
+query time (`SQL_OUTSTANDING`, over a partial index of the allowances that hold anything): a row
+costs one update of its allowance, not three more `spend_daily` upserts. So an allowance and its
+rows together count `MAX(granted, drawn)`: a replica that admits within its grant never adds to
+what was granted.
 
 Returning an allowance sets `granted` to what its rows came to (the replica sends it once no
 call under it is in flight), so the rest is released as soon as the rows are in. An allowance
@@ -14,21 +17,6 @@ that is never returned (its replica died) stays counted until its day ends: its 
 have made calls whose rows are still in a journal nobody has adopted yet. Never under-charged.
 """
 from __future__ import annotations
-
-from runtime.finops.budget import SECONDS_PER_DAY
-
-
-def _reserved_delta(ref: str, amount: str) -> str:
-    """Trigger statement: add `amount` (an SQL expression) to the reserved spend of allowance
-    `ref` (NEW/OLD)'s key, user and 'all' on its UTC day."""
-    return f"""
-    INSERT INTO spend_daily (scope, scope_id, day, charged, reserved)
-    SELECT s.scope, s.scope_id, CAST({ref}.created_at / {SECONDS_PER_DAY} AS INTEGER), 0, {amount}
-    FROM (SELECT 'key' AS scope, {ref}.key_id AS scope_id
-          UNION ALL SELECT 'user', {ref}.user_id
-          UNION ALL SELECT 'all', '') AS s
-    WHERE s.scope_id IS NOT NULL
-    ON CONFLICT (scope, scope_id, day) DO UPDATE SET reserved = reserved + excluded.reserved;"""
 
 
 def _row_amount(ref: str) -> str:
@@ -52,12 +40,7 @@ CREATE TABLE allowances (
     created_at   REAL NOT NULL,                          -- its day is the day it counts on
     expires_at   REAL NOT NULL
 );
-CREATE TRIGGER allowance_spend_insert AFTER INSERT ON allowances BEGIN
-    {_reserved_delta("NEW", "MAX(NEW.granted - NEW.drawn, 0)")}
-END;
-CREATE TRIGGER allowance_spend_update AFTER UPDATE ON allowances BEGIN
-    {_reserved_delta("NEW", "MAX(NEW.granted - NEW.drawn, 0) - MAX(OLD.granted - OLD.drawn, 0)")}
-END;
+CREATE INDEX idx_allowances_outstanding ON allowances (created_at) WHERE granted > drawn;
 CREATE TRIGGER usage_allowance_insert AFTER INSERT ON agent_token_usage
 WHEN NEW.allowance_id IS NOT NULL BEGIN
     {_draw("NEW", "+")}
@@ -80,4 +63,10 @@ VALUES (:allowance_id, :user_id, :key_id, :granted, :created_at, :expires_at)
 #: returning twice changes nothing (the first return set `granted`)
 SQL_RETURN_ALLOWANCE = """
 UPDATE allowances SET granted = :used, returned = 1 WHERE allowance_id = :allowance_id AND returned = 0
+"""
+#: what the allowances granted since `:since` (a UTC day's start) still hold, for one scope
+SQL_OUTSTANDING = """
+SELECT COALESCE(SUM(granted - drawn), 0) FROM allowances
+WHERE granted > drawn AND created_at >= :since
+  AND (:kind = 'all' OR (:kind = 'key' AND key_id = :id) OR (:kind = 'user' AND user_id = :id))
 """

@@ -8,7 +8,8 @@ reservation drawn from it, its final cost settled into it. An allowance is retir
 ends, when its UTC day ends (it counts on the day it was granted), or when a request does not
 fit in what is left; once nothing admitted under it is in flight it is returned with the exact
 amount its rows came to. Sizes follow demand: a new grant asks for enough for the requests the
-last one served in its term, at least `MIN_REQUESTS` of the current one.
+last one drew per second, over a whole term (an allowance used up in 0.1 s asks for 50 times
+as much next), at least `MIN_REQUESTS` of the current one.
 
 Invariant (what keeps budgets exact): a replica's rows under an allowance never come to more than
 it was granted, so with the ledger counting `MAX(granted, drawn)` per allowance, the sum over
@@ -28,6 +29,8 @@ TERM_S = 5.0
 MIN_REQUESTS = 16
 #: the ledger grants at most this share of a budget's room left, so other replicas find some
 MAX_SHARE_OF_ROOM = 0.5
+#: the shortest life a drawing rate is measured over (an allowance used up at once)
+MIN_AGE_S = 0.05
 #: a request admitted this long ago that never settled (its caller was cancelled) is settled at
 #: its reservation: what the ledger's recovery charges its pending row ('unknown')
 STALE_AFTER_S = 180.0
@@ -77,6 +80,7 @@ class Allowance:
     granted_nusd: int
     day_start: float
     expires_at: float
+    granted_at: float
     used_nusd: int = 0
     in_flight: int = 0
     retired: bool = False
@@ -98,7 +102,7 @@ class AllowanceBook:
     open: dict[Hashable, Allowance] = field(default_factory=dict)
     _admissions: dict[str, _Admission] = field(default_factory=dict)
     _draining: dict[str, Allowance] = field(default_factory=dict)
-    _last_used: dict[Hashable, int] = field(default_factory=dict)
+    _last_rate: dict[Hashable, float] = field(default_factory=dict)  # nano-USD drawn per second
 
     def admit(self, key: Hashable, request_id: str, reserved_nusd: int, now: float) -> tuple[str | None, list[Return]]:
         """Draw `reserved_nusd` for `request_id` from `key`'s open allowance: its id, or None
@@ -107,7 +111,7 @@ class AllowanceBook:
         current = self.open.get(key)
         if current is not None and (now >= current.expires_at or utc_day_start(now) != current.day_start
                                     or current.used_nusd + reserved_nusd > current.granted_nusd):
-            returns = self.retire(key)
+            returns = self.retire(key, now)
             current = None
         else:
             returns = []
@@ -124,15 +128,15 @@ class AllowanceBook:
 
     def ask(self, key: Hashable, user_id: str, key_id: str | None, reserved_nusd: int, now: float) -> AllowanceAsk:
         """What to ask the ledger for, for a request of `reserved_nusd` that found no room."""
-        want = max(MIN_REQUESTS * reserved_nusd, self._last_used.get(key, 0))
+        want = max(MIN_REQUESTS * reserved_nusd, int(self._last_rate.get(key, 0.0) * self.term_s))
         return AllowanceAsk(f"alw_{uuid.uuid4().hex}", user_id, key_id, now,
                             min(now + self.term_s, utc_day_start(now) + 86_400.0), reserved_nusd, want)
 
     def install(self, key: Hashable, ask: AllowanceAsk, granted: Granted) -> list[Return]:
         """The ledger granted `ask`: it becomes `key`'s open allowance (an open one is retired)."""
-        returns = self.retire(key)
+        returns = self.retire(key, ask.created_at)
         self.open[key] = Allowance(granted.allowance_id, granted.granted_nusd, utc_day_start(ask.created_at),
-                                   ask.expires_at)
+                                   ask.expires_at, ask.created_at)
         return returns
 
     def settle(self, request_id: str, final_nusd: int) -> tuple[str | None, list[Return]]:
@@ -146,12 +150,14 @@ class AllowanceBook:
         allowance.in_flight -= 1
         return allowance.allowance_id, self._returnable(allowance)
 
-    def retire(self, key: Hashable) -> list[Return]:
+    def retire(self, key: Hashable, now: float | None = None) -> list[Return]:
+        """Stop admitting under `key`'s open allowance; with `now`, remember how fast it was drawn."""
         allowance = self.open.pop(key, None)
         if allowance is None:
             return []
         allowance.retired = True
-        self._last_used[key] = allowance.used_nusd
+        if now is not None:
+            self._last_rate[key] = allowance.used_nusd / max(now - allowance.granted_at, MIN_AGE_S)
         self._draining[allowance.allowance_id] = allowance
         return self._returnable(allowance)
 
@@ -163,7 +169,7 @@ class AllowanceBook:
             returns += self.settle(request_id, self._admissions[request_id].reserved_nusd)[1]
         for key, allowance in list(self.open.items()):
             if now >= allowance.expires_at or utc_day_start(now) != allowance.day_start:
-                returns += self.retire(key)
+                returns += self.retire(key, now)
         return returns
 
     def retire_all(self) -> list[Return]:

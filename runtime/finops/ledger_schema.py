@@ -17,7 +17,7 @@ from typing import Any, Sequence
 import aiosqlite
 
 from runtime.finops.budget import SECONDS_PER_DAY, Scope
-from runtime.finops.allowance_schema import MIGRATION_ALLOWANCES
+from runtime.finops.allowance_schema import MIGRATION_ALLOWANCES, SQL_OUTSTANDING
 from runtime.finops.keys import MIGRATION_API_KEYS
 
 
@@ -219,11 +219,14 @@ async def migrate(db: aiosqlite.Connection, migrations: Sequence[tuple[int, str]
 
 
 async def spend_nusd(db: aiosqlite.Connection, scope: Scope, since_wall: float) -> tuple[int, int]:
-    """(charged, reserved) nano-USD of `scope` from the UTC day containing `since_wall` on."""
+    """(charged, reserved) nano-USD of `scope` from the UTC day containing `since_wall` on;
+    reserved includes what replicas' allowances still hold (allowance_schema.py)."""
     day = math.floor(since_wall / SECONDS_PER_DAY)
     cursor = await db.execute(SQL_SPEND, (scope.kind, scope.id, day))
     charged, reserved = await cursor.fetchone()
-    return int(charged), int(reserved)
+    cursor = await db.execute(SQL_OUTSTANDING, {"since": day * SECONDS_PER_DAY, "kind": scope.kind, "id": scope.id})
+    (outstanding,) = await cursor.fetchone()
+    return int(charged), int(reserved) + int(outstanding)
 
 
 # -- tracked changes (visual editor) ----------------------------------------------------------

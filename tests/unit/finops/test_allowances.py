@@ -63,14 +63,17 @@ def test_a_request_that_never_settles_is_settled_at_its_reservation_once_stale()
     assert book.settle("cancelled", 1) == (None, [])
 
 
-def test_the_next_ask_follows_what_the_last_allowance_served():
-    book = AllowanceBook()
+def test_the_next_ask_follows_how_fast_the_last_allowance_was_drawn():
+    book = AllowanceBook(term_s=5.0)
     assert book.ask(KEY, "alice", "key_a", 10, NEW_YEAR_2026).want_nusd == 160  # 16 requests' worth
-    granted(book, 10_000)
+    granted(book, 5_000)
     for i in range(50):
-        book.admit(KEY, f"r{i}", 100, NEW_YEAR_2026)
-    book.retire(KEY)
-    assert book.ask(KEY, "alice", "key_a", 10, NEW_YEAR_2026).want_nusd == 5_000
+        book.admit(KEY, f"r{i}", 100, NEW_YEAR_2026 + 0.5)
+    assert book.admit(KEY, "r50", 100, NEW_YEAR_2026 + 0.5)[0] is None  # used up in half a second
+    assert book.ask(KEY, "alice", "key_a", 10, NEW_YEAR_2026 + 0.5).want_nusd == 50_000  # 10,000/s for 5 s
+    idle = granted(book, 1_000, now=NEW_YEAR_2026 + 0.5)
+    assert book.retire_expired(NEW_YEAR_2026 + 5.5) == [Return(idle, 0)]
+    assert book.ask(KEY, "alice", "key_a", 10, NEW_YEAR_2026 + 5.5).want_nusd == 160  # an idle term: back to 16
 
 
 def test_a_settle_for_a_request_admitted_elsewhere_changes_nothing():
@@ -147,6 +150,14 @@ async def test_a_grant_is_refused_when_the_budget_lacks_what_the_request_needs_a
     refused = await store.grant_allowance(_ask("alw_2", to_nusd(0.6), to_nusd(0.6)), [BUDGET])
     assert isinstance(refused, BudgetExceeded) and refused.name == BUDGET.name
     assert refused.reserved == pytest.approx(0.5)
+
+
+async def test_what_an_allowance_holds_counts_on_its_day_for_key_user_and_all_only(store):
+    await store.grant_allowance(_ask("alw_1", 10, to_nusd(0.1)), [BUDGET])  # on 2026-01-01
+    assert await store.spend(Scope.key("key_a"), NEW_YEAR_2026 + 86_400) == (0.0, 0.0)  # the next day's
+    assert (await store.spend(Scope.user("alice"), NEW_YEAR_2026))[1] == pytest.approx(0.1)  # a month's, too
+    assert await store.spend(Scope.key("key_b"), NEW_YEAR_2026) == (0.0, 0.0)
+    assert await store.spend(Scope.user("bob"), NEW_YEAR_2026) == (0.0, 0.0)
 
 
 async def test_a_budget_that_does_not_cover_the_key_is_refused_loudly(store):
