@@ -97,8 +97,10 @@ class RayLedgerClient:
     # -- the request path ----------------------------------------------------------------------
 
     async def admit_and_open_pending(self, row: Any, budgets: Sequence[Budget]) -> Admitted | BudgetExceeded:
-        """With budgets, the ledger decides (one awaited, batched hop and its commit). Without,
-        and with a journal, the pending row is made durable here and sent on in the background."""
+        """With a journal, the pending row is made durable here and sent on in the background;
+        with budgets, first drawn from this replica's allowance for the key (asking the ledger
+        for one when it has none with room). Without a journal, the ledger decides each
+        admission with budgets (one awaited, batched hop and its commit)."""
         if self.journal is None or (budgets and self.allowances is None):
             return await self._admissions.call((row, list(budgets)))
         if budgets:
